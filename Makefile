@@ -1,0 +1,53 @@
+# Every target bootstraps what it needs: a fresh clone with Python 3.11, pip, gcc
+# and make is enough.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+SAM := $(SAM_VENV)/bin/sam
+PY := $(BIN)/python
+# The tool config lives in pyproject.toml; PIP_DISABLE_PIP_VERSION_CHECK keeps output quiet.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install lint test run build bench reliability emulator clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: layers/dependencies/requirements.txt tests/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	@touch $@
+
+$(SAM_VENV)/.installed: tests/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r tests/requirements-sam.txt
+	@touch $@
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed ## Create the virtualenvs (done by every target that needs them)
+
+lint: $(VENV)/.installed $(SAM_VENV)/.installed ## ruff, mypy, cfn-lint and sam validate --lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+
+test: $(VENV)/.installed ## Run the whole test suite (unit + integration on moto server and the Wistia emulator)
+	$(BIN)/pytest
+
+build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Docker, no local 3.13)
+	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --template template.yaml
+
+emulator: $(VENV)/.installed ## Run the Wistia emulator on 127.0.0.1:$(PORT) (token: $(TOKEN))
+	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
+
+clean: ## Remove virtualenvs, build output and caches
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
