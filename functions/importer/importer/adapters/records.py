@@ -1,0 +1,210 @@
+"""DynamoDB: the import records, one item per object version.
+
+The record is also the claim that makes imports happen once: a conditional write turns
+a new record IN_PROGRESS for one invocation only, so a duplicate or concurrent delivery
+of the same object version never reaches Wistia a second time. Unlike a TTL'd
+idempotency store, the guard never expires.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from importer.errors import RetryableError
+from importer.model import ObjectRef, Status
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    # Submissions made by earlier invocations whose answer never came back (see WistiaClient).
+    earlier_attempts: int
+    first_submit_at: str | None
+
+
+class AlreadyHandled(Exception):
+    """Another delivery of this object version already finished it."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class ClaimedElsewhere(RetryableError):
+    """Another invocation is importing this object version right now."""
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Records:
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._db = dynamodb_client
+        self._table = table_name
+
+    def claim(self, obj: ObjectRef, lease_until: float) -> Claim:
+        claim_id = uuid.uuid4().hex
+        now = time.time()
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(obj),
+                UpdateExpression=(
+                    "SET #status = :in_progress, #bucket = :bucket, object_key = :key, "
+                    "claim_id = :claim, lease_expires_at = :lease, updated_at = :now_iso, "
+                    "created_at = if_not_exists(created_at, :now_iso)"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(object_uri) OR #status = :pending_retry "
+                    "OR (#status = :in_progress AND lease_expires_at < :now)"
+                ),
+                # "bucket" and "status" are DynamoDB reserved words.
+                ExpressionAttributeNames={"#status": "status", "#bucket": "bucket"},
+                ExpressionAttributeValues=_values(
+                    in_progress=Status.IN_PROGRESS.value,
+                    pending_retry=Status.PENDING_RETRY.value,
+                    bucket=obj.bucket,
+                    key=obj.key,
+                    claim=claim_id,
+                    lease=_epoch(lease_until),
+                    now=_epoch(now),
+                    now_iso=iso_now(),
+                ),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                old = _plain(error.response.get("Item") or {})
+                status = str(old.get("status", ""))
+                if status == Status.IN_PROGRESS.value:
+                    raise ClaimedElsewhere(
+                        "another invocation is importing this object version"
+                    ) from error
+                raise AlreadyHandled(status) from error
+            raise _classified(error, "claim the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB claim failed: {error}") from error
+        old = _plain(answer.get("Attributes") or {})
+        return Claim(
+            claim_id=claim_id,
+            earlier_attempts=int(old.get("unanswered_submits", 0)),
+            first_submit_at=old.get("first_submit_at"),
+        )
+
+    def record_skipped(self, obj: ObjectRef, reason: str) -> None:
+        """A SKIPPED record decided from the event alone; a duplicate writes the same."""
+        now = iso_now()
+        self._put(
+            obj,
+            {"status": Status.SKIPPED.value, "error": reason, "created_at": now, "updated_at": now},
+        )
+
+    def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: dict[str, Any]) -> None:
+        """Close the claim with the final status and what we learned."""
+        values = {**fields, "status": status.value, "updated_at": iso_now()}
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(obj),
+                UpdateExpression=f"SET {sets} REMOVE claim_id, lease_expires_at",
+                ConditionExpression="claim_id = :claim",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    **{f":f{i}": _serializer.serialize(v) for i, v in enumerate(values.values())},
+                    ":claim": {"S": claim.claim_id},
+                },
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                raise RetryableError(
+                    "lost the claim on the import record (the invocation overran its lease)"
+                ) from error
+            raise _classified(error, "write the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+    def release(self, obj: ObjectRef, claim: Claim, reason: str, unanswered_submits: int) -> None:
+        """Hand the object back for a later retry, remembering submissions of unknown fate."""
+        fields: dict[str, Any] = {"error": reason, "unanswered_submits": unanswered_submits}
+        if unanswered_submits and claim.first_submit_at is None:
+            fields["first_submit_at"] = iso_now()
+        self.finish(obj, claim, Status.PENDING_RETRY, fields)
+
+    def get(self, obj: ObjectRef) -> dict[str, Any] | None:
+        answer = self._db.get_item(TableName=self._table, Key=self._key(obj), ConsistentRead=True)
+        item = answer.get("Item")
+        return _plain(item) if item else None
+
+    def _put(self, obj: ObjectRef, fields: dict[str, Any]) -> None:
+        item = {"bucket": obj.bucket, "object_key": obj.key, **fields}
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**self._key(obj), **{k: _serializer.serialize(v) for k, v in item.items()}},
+                ConditionExpression="attribute_not_exists(object_uri)",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return  # a record already exists; the first decision stands
+            raise _classified(error, "write the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+    @staticmethod
+    def _key(obj: ObjectRef) -> dict[str, Any]:
+        return {"object_uri": {"S": obj.uri}, "object_version": {"S": obj.version}}
+
+
+def _epoch(seconds: float) -> Decimal:
+    return Decimal(f"{seconds:.3f}")
+
+
+def _values(**values: Any) -> dict[str, Any]:
+    return {f":{name}": _serializer.serialize(value) for name, value in values.items()}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code"))
+
+
+def _classified(error: ClientError, doing: str) -> RetryableError:
+    # Without its record an object can be neither imported safely nor marked failed, so
+    # every DynamoDB failure fails the invocation: Lambda keeps the event and retries it.
+    code = _code(error)
+    hint = (
+        "" if code in RETRYABLE_CODES else "; check the table name and the function's permissions"
+    )
+    return RetryableError(f"DynamoDB could not {doing} ({code}){hint}")

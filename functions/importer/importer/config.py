@@ -1,0 +1,185 @@
+"""Configuration, read once at cold start into a frozen object.
+
+Every problem names the variable, so a bad deployment fails at init with a message an
+operator can act on instead of failing object by object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+# Wistia transcodes these; anything else in the bucket is recorded SKIPPED.
+DEFAULT_EXTENSIONS = frozenset(
+    [
+        "3g2",
+        "3gp",
+        "aac",
+        "aif",
+        "aiff",
+        "asf",
+        "avi",
+        "f4v",
+        "flac",
+        "flv",
+        "m2ts",
+        "m4a",
+        "m4v",
+        "mkv",
+        "mov",
+        "mp3",
+        "mp4",
+        "mpeg",
+        "mpg",
+        "mts",
+        "mxf",
+        "oga",
+        "ogg",
+        "ogv",
+        "opus",
+        "qt",
+        "ts",
+        "vob",
+        "wav",
+        "webm",
+        "wma",
+        "wmv",
+    ]
+)
+LOOPBACK_HOSTS = frozenset({"localhost"})
+
+
+class ConfigError(ValueError):
+    """The function's configuration is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    token_secret_id: str
+    imports_table_name: str
+    dead_letter_queue_url: str
+    upload_url: str = "https://upload.wistia.com/"
+    project_id: str | None = None
+    contact_id: int | None = None
+    presigned_url_expires: int = 21600
+    # None imports every key; otherwise lowercase extensions without the dot.
+    extensions: frozenset[str] | None = DEFAULT_EXTENSIONS
+    connect_timeout: float = 3.05
+    read_timeout: float = 30.0
+    max_attempts: int = 5
+    token_cache_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            token_secret_id=_required(env, "WISTIA_TOKEN_SECRET"),
+            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
+            upload_url=_upload_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
+            project_id=_optional(env, "WISTIA_PROJECT_ID"),
+            contact_id=_optional_integer(env, "WISTIA_CONTACT_ID", minimum=1),
+            presigned_url_expires=_integer(
+                env, "PRESIGNED_URL_EXPIRES", cls.presigned_url_expires, minimum=1, maximum=604800
+            ),
+            extensions=_extensions(env, "IMPORT_EXTENSIONS"),
+            connect_timeout=_number(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=_number(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
+            max_attempts=_integer(
+                env, "WISTIA_MAX_ATTEMPTS", cls.max_attempts, minimum=1, maximum=20
+            ),
+            token_cache_seconds=_integer(
+                env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
+            ),
+        )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _optional(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _integer(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    value = _optional_integer(env, name, minimum, maximum)
+    return default if value is None else value
+
+
+def _optional_integer(
+    env: Mapping[str, str], name: str, minimum: int | None = None, maximum: int | None = None
+) -> int | None:
+    raw = _optional(env, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+        raise ConfigError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 900:
+        raise ConfigError(f"{name} must be more than 0 and at most 900 seconds, got {raw}")
+    return value
+
+
+def _extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
+    raw = _optional(env, name)
+    if raw is None:
+        return DEFAULT_EXTENSIONS
+    if raw == "*":
+        return None
+    extensions = frozenset(part.strip().lstrip(".").lower() for part in raw.split(","))
+    if "" in extensions or any(not ext.isalnum() for ext in extensions):
+        raise ConfigError(
+            f"{name} must be comma-separated extensions such as mp4,mov or *, got {raw!r}"
+        )
+    return extensions
+
+
+def _upload_url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = _optional(env, name) or default
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{name} must be an https URL, got {url!r}")
+    # The token travels in a header: plain http is only for an emulator on this machine.
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{name} must use https (http is allowed only for loopback hosts), got {url!r}"
+        )
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,108 @@
+"""One Lambda event in, imports out, and Lambda's answer back.
+
+Direct S3 and EventBridge events fail the invocation when an object must be retried,
+so Lambda's retries and failure destination keep it. SQS batches answer with
+batchItemFailures for exactly the messages that must come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from importer.errors import RetryableError, UnsupportedEvent
+from importer.events import Parsed, event_kind, parse_notification, parse_sqs_body
+from importer.service import Importer
+
+# SQS hands over up to 10 messages; each waits mostly on Wistia, so they run at once.
+SQS_WORKERS = 10
+_sqs_pool = ThreadPoolExecutor(max_workers=SQS_WORKERS, thread_name_prefix="record")
+
+
+def handle_event(event: Any, context: Any, importer: Importer, log: Any) -> dict[str, Any]:
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    try:
+        kind = event_kind(event)
+        parsed = None if kind == "sqs" else parse_notification(event)
+    except UnsupportedEvent as error:
+        log.error("unsupported event: nothing imported", reason=str(error))
+        raise
+    if parsed is None:
+        return _handle_sqs_batch(event, context, importer, log, deadline)
+    return {"results": import_all(parsed, importer, log, deadline)}
+
+
+def import_all(
+    parsed: Parsed, importer: Importer, log: Any, deadline: float
+) -> list[dict[str, str]]:
+    """Import every object named; raise RetryableError after trying all if any must come back."""
+    for reason in parsed.ignored:
+        log.info("record ignored", reason=reason)
+    results: list[dict[str, str]] = []
+    retry: list[str] = []
+    for obj in parsed.objects:
+        log.thread_safe_append_keys(
+            bucket=obj.bucket, object_key=obj.key, object_version=obj.version
+        )
+        try:
+            outcome = importer.import_object(obj, deadline)
+            results.append(
+                {"object": obj.uri, "version": obj.version, "status": outcome.status.value}
+            )
+        except RetryableError as error:
+            log.warning("import will be retried", reason=str(error))
+            retry.append(f"{obj.uri}: {error}")
+        finally:
+            log.thread_safe_clear_keys()
+    if retry:
+        raise RetryableError("; ".join(retry))
+    return results
+
+
+def _handle_sqs_batch(
+    event: Any, context: Any, importer: Importer, log: Any, deadline: float
+) -> Any:
+    # Imported here: direct S3 invocations, the common case, never need batch handling.
+    from aws_lambda_powertools.utilities.batch import (
+        AsyncBatchProcessor,
+        EventType,
+        async_process_partial_response,
+    )
+
+    def handle_message(body: str, message_id: str) -> None:
+        try:
+            parsed = parse_sqs_body(body)
+        except UnsupportedEvent as error:
+            # Redelivering it cannot help: keep it in the dead-letter queue and move on.
+            log.error(
+                "SQS message is not an S3 event; sent to the dead-letter queue", reason=str(error)
+            )
+            importer.dead_letters.send(_unreadable_message(str(error), body, message_id))
+            return
+        import_all(parsed, importer, log, deadline)
+
+    async def record_handler(record: Any) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_sqs_pool, handle_message, record.body, record.message_id)
+
+    processor = AsyncBatchProcessor(event_type=EventType.SQS)
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+def _unreadable_message(reason: str, body: str, message_id: str) -> dict[str, Any]:
+    return {
+        "bucket": None,
+        "object_key": None,
+        "object_version": None,
+        "reason": f"unreadable SQS message {message_id}: {reason}",
+        "http_status": None,
+        "wistia_error": None,
+        "retryable": False,
+        "attempts": 0,
+        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source_event": {"sqs_message_id": message_id, "body": body[:100_000]},
+    }

@@ -1,0 +1,24 @@
+"""Lambda entry point. Configuration and clients are made once per execution environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from importer.config import Settings
+from importer.dispatch import handle_event
+from importer.wiring import LockedMetrics, build_importer
+
+settings = Settings.from_env()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+importer = build_importer(settings, logger, LockedMetrics(metrics))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle_event(event, context, importer, logger)

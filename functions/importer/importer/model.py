@@ -1,0 +1,67 @@
+"""The project's small vocabulary: objects to import, what S3 says of them, outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"  # claimed by one invocation; internal, short-lived
+    PENDING_RETRY = "PENDING_RETRY"  # a retryable failure; the event comes back to finish it
+    SUBMITTED = "SUBMITTED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object version named by an event, its key already decoded."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int | None
+    # The original S3 record or EventBridge event, kept so a dead letter can be redriven.
+    source_event: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def version(self) -> str:
+        """The record's sort key: S3's versionId, else the ETag (unversioned buckets)."""
+        return self.version_id or self.etag or "unknown"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What one HEAD says of the object."""
+
+    size: int
+    content_type: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PresignedUrl:
+    url: str
+    expires_at: float  # epoch seconds: the earlier of X-Amz-Expires and the credentials' expiry
+
+
+@dataclass(frozen=True)
+class WistiaAnswer:
+    status: int
+    body: bytes
+    content_type: str
+    retry_after: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    object: ObjectRef
+    detail: str = ""

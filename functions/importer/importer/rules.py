@@ -1,0 +1,150 @@
+"""Pure decisions: what to skip, how to read Wistia's answers, when to retry.
+
+No I/O and no AWS types here, so every rule is tested on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from importer.model import WistiaAnswer
+
+MAX_NAME_LENGTH = 255
+VIDEO_LIMIT_WORDS = "video limit"
+
+
+def extension_of(key: str) -> str:
+    """The key's extension, lowercase and without the dot ('' when there is none)."""
+    _, ext = posixpath.splitext(posixpath.basename(key))
+    return ext[1:].lower()
+
+
+def skip_reason_for_key(key: str, extensions: frozenset[str] | None) -> str | None:
+    """Why an object is not imported, judging by its key alone; None to import it."""
+    if key.endswith("/"):
+        return "folder marker (key ends with '/')"
+    if extensions is not None and extension_of(key) not in extensions:
+        shown = extension_of(key) or "none"
+        return f"extension '{shown}' is not in the import filter"
+    return None
+
+
+def skip_reason_for_size(size: int | None) -> str | None:
+    if size == 0:
+        return "zero-byte object"
+    return None
+
+
+def media_name(key: str, override: str | None) -> str:
+    """The Wistia media name: the user's x-amz-meta-wistia-name, else the file name."""
+    name = (override or "").strip() or posixpath.basename(key.rstrip("/")) or key
+    return name[:MAX_NAME_LENGTH]
+
+
+def without_query(url: str) -> str:
+    """A presigned URL with its query string (and so its signature) removed."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How to treat one answer from the Upload API."""
+
+    accepted: bool
+    retryable: bool
+    reason: str
+    body: Any  # the parsed JSON answer, or its text
+    video_limit: bool = False
+
+
+def parse_body(answer: WistiaAnswer) -> Any:
+    """JSON when the answer is JSON (floats as Decimal for DynamoDB), else text."""
+    text = answer.body.decode("utf-8", errors="replace")
+    if "json" in answer.content_type.lower():
+        try:
+            return json.loads(text, parse_float=Decimal)
+        except ValueError:
+            pass
+    return text
+
+
+def wistia_error_message(body: Any) -> str | None:
+    """The words of Wistia's error in either body shape it uses.
+
+    2012: {"error": "This account has exceeded its video limit. ..."}
+    today: {"error": {"code": "upload_failed", "detail": "..."}}
+    """
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        detail = error.get("detail") or error.get("message") or error.get("code")
+        return str(detail) if detail else None
+    return None
+
+
+def judge(answer: WistiaAnswer) -> Verdict:
+    body = parse_body(answer)
+    status = answer.status
+    if status == 200:
+        if isinstance(body, dict) and body.get("hashed_id"):
+            return Verdict(True, False, "accepted", body)
+        # A 200 without a media object is not an import we can record; Wistia may be degraded.
+        return Verdict(False, True, "Wistia answered 200 without a media object", body)
+    message = wistia_error_message(body)
+    if status == 429:
+        return Verdict(False, True, "Wistia rate limit exceeded (429)", body)
+    if status >= 500 or status == 408:
+        return Verdict(False, True, f"Wistia is unavailable ({status})", body)
+    if status == 401:
+        return Verdict(
+            False, False, "Wistia rejected the API token (401); check the token secret", body
+        )
+    if status == 403:
+        return Verdict(
+            False, False, "Wistia refused the import (403): the plan may lack this feature", body
+        )
+    if status == 400 and message and VIDEO_LIMIT_WORDS in message.lower():
+        return Verdict(False, False, message, body, video_limit=True)
+    described = message or f"Wistia answered {status}"
+    return Verdict(False, False, f"{described} ({status})" if message else described, body)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_delay(
+    attempt: int,
+    retry_after: float | None,
+    random_fraction: float,
+    base: float = 0.5,
+    cap: float = 20.0,
+) -> float:
+    """Full-jitter exponential backoff, never sooner than the server's Retry-After.
+
+    attempt counts from 1 (the delay after the first failure).
+    """
+    backoff = random_fraction * min(cap, base * 2 ** (attempt - 1))
+    if retry_after is not None:
+        # Honour the server, then add a little jitter so throttled callers do not return in step.
+        return retry_after + random_fraction * base
+    return backoff

@@ -1,0 +1,231 @@
+"""Importing one object version: claim, check, sign, submit, record.
+
+Every path ends in exactly one of: a SUBMITTED record; a SKIPPED record with its
+reason; a dead letter plus a FAILED record; or a RetryableError that fails the
+invocation so Lambda (or SQS) brings the event back. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from importer.adapters.records import AlreadyHandled, Claim, Records, iso, iso_now
+from importer.adapters.secrets import TokenSource
+from importer.adapters.storage import ObjectGone, Storage
+from importer.adapters.wistia import WistiaClient, WistiaUnreachable
+from importer.config import Settings
+from importer.errors import PermanentError, RetryableError
+from importer.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from importer.rules import (
+    judge,
+    media_name,
+    parse_retry_after,
+    retry_delay,
+    skip_reason_for_key,
+    skip_reason_for_size,
+    without_query,
+)
+
+# Time kept back from the invocation's deadline to write the record or dead letter.
+FINISH_RESERVE_SECONDS = 2.0
+
+
+class DeadLetterSink(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...
+
+
+class MetricSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+@dataclass
+class Importer:
+    settings: Settings
+    storage: Storage
+    records: Records
+    dead_letters: DeadLetterSink
+    wistia: WistiaClient
+    tokens: TokenSource
+    metrics: MetricSink
+    log: Any
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    random_fraction: Callable[[], float] = field(default=random.random)
+
+    def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
+        skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
+            obj.size
+        )
+        if skip:
+            self.records.record_skipped(obj, skip)
+            return self._skipped(obj, skip)
+        try:
+            claim = self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
+        except AlreadyHandled as done:
+            self.log.info("duplicate delivery ignored", record_status=done.status)
+            self._count("DuplicateDeliveries")
+            return Outcome(Status(done.status), obj, "already handled by an earlier delivery")
+        try:
+            info = self.storage.head(obj)
+        except ObjectGone as gone:
+            self.records.finish(obj, claim, Status.SKIPPED, {"error": str(gone)})
+            return self._skipped(obj, str(gone))
+        except PermanentError as error:
+            return self._fail(obj, claim, error, attempts=0)
+        except RetryableError as error:
+            self.records.release(obj, claim, str(error), claim.earlier_attempts)
+            raise
+        skip = skip_reason_for_size(info.size)
+        if skip:
+            self.records.finish(obj, claim, Status.SKIPPED, {"error": skip})
+            return self._skipped(obj, skip)
+        presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
+        return self._submit(obj, claim, self._form(obj, info, presigned.url), presigned, deadline)
+
+    def _submit(
+        self,
+        obj: ObjectRef,
+        claim: Claim,
+        form: dict[str, str],
+        presigned: PresignedUrl,
+        deadline: float,
+    ) -> Outcome:
+        unanswered = claim.earlier_attempts
+        attempt = 0
+        refresh_token = False
+        while True:
+            attempt += 1
+            try:
+                token = self.tokens.get(refresh=refresh_token)
+                answer = self.wistia.import_url(form, token)
+            except PermanentError as error:
+                return self._fail(obj, claim, error, attempt)
+            except (WistiaUnreachable, RetryableError) as error:
+                if isinstance(error, WistiaUnreachable) and error.maybe_received:
+                    unanswered += 1
+                self._wait_or_give_up(obj, claim, str(error), attempt, None, deadline, unanswered)
+                continue
+            verdict = judge(answer)
+            if verdict.accepted:
+                return self._submitted(obj, claim, verdict.body, presigned, attempt)
+            if answer.status == 401 and not refresh_token:
+                # The token may have been rotated since Powertools cached it: read it once more.
+                refresh_token = True
+                self.log.info("Wistia rejected the cached token; reading the secret again")
+                continue
+            if not verdict.retryable:
+                if verdict.video_limit:
+                    self._count("VideoLimitReached")
+                return self._fail(
+                    obj, claim, PermanentError(verdict.reason, answer.status, verdict.body), attempt
+                )
+            retry_after = parse_retry_after(answer.retry_after, self.clock())
+            self._wait_or_give_up(
+                obj, claim, verdict.reason, attempt, retry_after, deadline, unanswered
+            )
+
+    def _wait_or_give_up(
+        self,
+        obj: ObjectRef,
+        claim: Claim,
+        reason: str,
+        attempt: int,
+        retry_after: float | None,
+        deadline: float,
+        unanswered: int,
+    ) -> None:
+        """Sleep before the next attempt, or hand the object back to Lambda's retries."""
+        delay = retry_delay(attempt, retry_after, self.random_fraction())
+        if attempt >= self.settings.max_attempts or self.clock() + delay > deadline:
+            self.log.warning(
+                "giving the import back for a later retry", reason=reason, attempts=attempt
+            )
+            self.records.release(obj, claim, reason, unanswered)
+            raise RetryableError(f"{reason}; gave up after {attempt} attempt(s) in this invocation")
+        self._count("WistiaRetries")
+        self.log.info(
+            "retrying the import", reason=reason, attempt=attempt, delay_seconds=round(delay, 2)
+        )
+        self.sleep(delay)
+
+    def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
+        meta = info.metadata
+        form = {"url": url, "name": media_name(obj.key, meta.get("wistia-name"))}
+        description = meta.get("wistia-description")
+        project_id = meta.get("wistia-project-id") or self.settings.project_id
+        if description:
+            form["description"] = description
+        if project_id:
+            form["project_id"] = project_id
+        if self.settings.contact_id is not None:
+            form["contact_id"] = str(self.settings.contact_id)
+        return form
+
+    def _submitted(
+        self,
+        obj: ObjectRef,
+        claim: Claim,
+        media: dict[str, Any],
+        presigned: PresignedUrl,
+        attempts: int,
+    ) -> Outcome:
+        hashed_id = str(media["hashed_id"])
+        self.records.finish(
+            obj,
+            claim,
+            Status.SUBMITTED,
+            {
+                "wistia_hashed_id": hashed_id,
+                "wistia_media_id": media.get("id"),
+                "wistia_response": media,
+                "source_url": without_query(presigned.url),
+                "url_expires_at": iso(presigned.expires_at),
+                "submitted_at": iso_now(),
+                "attempts": attempts,
+            },
+        )
+        self._count("ImportsSubmitted")
+        self.log.info("import submitted", wistia_hashed_id=hashed_id, attempts=attempts)
+        return Outcome(Status.SUBMITTED, obj, hashed_id)
+
+    def _fail(self, obj: ObjectRef, claim: Claim, error: PermanentError, attempts: int) -> Outcome:
+        # The dead letter goes first: if the queue is down the invocation must fail, so
+        # Lambda keeps the event, and the claim is handed back for that retry.
+        message = {
+            "bucket": obj.bucket,
+            "object_key": obj.key,
+            "object_version": obj.version,
+            "reason": error.reason,
+            "http_status": error.http_status,
+            "wistia_error": error.wistia_error,
+            "retryable": False,
+            "attempts": attempts,
+            "failed_at": iso_now(),
+            "source_event": obj.source_event,
+        }
+        try:
+            self.dead_letters.send(message)
+        except RetryableError:
+            self.records.release(obj, claim, f"{error.reason} (dead-letter queue unreachable)", 0)
+            raise
+        fields = {"error": error.reason, "http_status": error.http_status, "attempts": attempts}
+        self.records.finish(obj, claim, Status.FAILED, fields)
+        self._count("ImportsFailed")
+        self.log.error(
+            "import failed; sent to the dead-letter queue",
+            reason=error.reason,
+            http_status=error.http_status,
+        )
+        return Outcome(Status.FAILED, obj, error.reason)
+
+    def _skipped(self, obj: ObjectRef, reason: str) -> Outcome:
+        self._count("ImportsSkipped")
+        self.log.info("object skipped", reason=reason)
+        return Outcome(Status.SKIPPED, obj, reason)
+
+    def _count(self, name: str) -> None:
+        self.metrics.add_metric(name=name, unit="Count", value=1)

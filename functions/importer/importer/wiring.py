@@ -1,0 +1,86 @@
+"""Building the Importer from Settings: the only place that creates clients.
+
+Cold start is the user's bill, so only what the happy path needs is created here:
+the S3 and DynamoDB clients and the HTTP pool. SQS (failures only) and Secrets
+Manager (first event) clients are created on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import urllib3
+from botocore.config import Config
+
+from importer.adapters.dead_letters import DeadLetters
+from importer.adapters.records import Records
+from importer.adapters.secrets import TokenSource
+from importer.adapters.storage import Storage
+from importer.adapters.wistia import WistiaClient
+from importer.config import Settings
+from importer.service import Importer, MetricSink
+
+# Enough connections for a full SQS batch of 10 records handled at once.
+POOL_SIZE = 10
+
+
+def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importer:
+    session = boto3.session.Session()
+    aws_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=POOL_SIZE,
+    )
+    s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
+    dynamodb = session.client("dynamodb", config=aws_config)
+    http = urllib3.PoolManager(maxsize=POOL_SIZE, block=False)
+    return Importer(
+        settings=settings,
+        storage=Storage(s3, session.get_credentials()),
+        records=Records(dynamodb, settings.imports_table_name),
+        dead_letters=DeadLetters(
+            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
+        ),
+        wistia=WistiaClient(
+            http,
+            settings.upload_url,
+            urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
+        ),
+        tokens=TokenSource(
+            settings.token_secret_id,
+            settings.token_cache_seconds,
+            _lazy_client(session, "secretsmanager", aws_config),
+        ),
+        metrics=metrics,
+        log=log,
+    )
+
+
+class LockedMetrics:
+    """Powertools Metrics, safe to count from the threads of an SQS batch."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+        self._lock = threading.Lock()
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        with self._lock:
+            self._metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _lazy_client(session: boto3.session.Session, service: str, config: Config) -> Callable[[], Any]:
+    """A factory that creates the client once, on first call, safely across threads."""
+    lock = threading.Lock()
+    client: list[Any] = []
+
+    def get() -> Any:
+        with lock:
+            if not client:
+                client.append(session.client(service, config=config))
+            return client[0]
+
+    return get
