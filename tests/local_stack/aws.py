@@ -1,0 +1,91 @@
+"""moto's server on loopback, speaking the AWS protocols over real HTTP.
+
+The function under test talks to it exactly as it talks to AWS: through boto3 and
+`AWS_ENDPOINT_URL`. S3 presigned URLs are checked as S3 checks them (see presign_check).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from local_stack.presign_check import PresignedUrlCheck, SigningKey
+
+REGION = "us-east-1"
+# The long-term key pair the local stack trusts. Any other key is refused like an unknown one.
+ACCESS_KEY_ID = "AKIALOCALSTACKTEST01"
+SECRET_ACCESS_KEY = "local-stack-secret-access-key-not-a-real-one"
+
+
+class LocalAws:
+    """A moto server in a background thread: `with LocalAws() as aws: aws.endpoint_url`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.signing_keys: dict[str, SigningKey] = {
+            ACCESS_KEY_ID: SigningKey(secret_key=SECRET_ACCESS_KEY)
+        }
+        app = PresignedUrlCheck(DomainDispatcherApplication(create_backend_app), self.signing_keys)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalAws:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def environment(self) -> dict[str, str]:
+        """The standard AWS variables that point boto3 (and so the function) here."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def trust_temporary_key(
+        self, access_key: str, secret_key: str, session_token: str, expires_at: float
+    ) -> None:
+        """Accept presigned URLs signed with a temporary key until `expires_at`."""
+        self.signing_keys[access_key] = SigningKey(secret_key, session_token, expires_at)
+
+
+@contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, restoring the old values after it."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
