@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+
 from importer.config import Settings
 from importer.service import Importer
 from local_stack.aws import LocalAws

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
+
 from importer.dispatch import handle_event
 from importer.errors import RetryableError
 from importer.events import parse_notification
@@ -26,7 +28,7 @@ from wistia_emulator import Fault, WistiaEmulator
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
 
-def deliver(event: dict, importer: Importer, log: CapturedLogger, timeout: float = 30.0) -> dict:
+def deliver(event: Any, importer: Importer, log: CapturedLogger, timeout: float = 30.0) -> dict:
     return handle_event(event, LambdaContext(timeout_seconds=timeout), importer, log.logger)
 
 
@@ -450,9 +452,15 @@ def test_unsupported_events_fail_loudly_and_import_nothing(
 ) -> None:
     from importer.errors import UnsupportedEvent
 
-    for event in ({"hello": "world"}, {"Records": []}, [], {"source": "aws.ec2", "detail": {}}):
+    events: list[Any] = [
+        {"hello": "world"},
+        {"Records": []},
+        [],
+        {"source": "aws.ec2", "detail": {}},
+    ]
+    for event in events:
         with pytest.raises(UnsupportedEvent):
-            deliver(event, importer, captured_log)  # type: ignore[arg-type]
+            deliver(event, importer, captured_log)
 
     assert wistia_emulator.requests() == []
     errors = [line for line in captured_log.lines() if line["level"] == "ERROR"]

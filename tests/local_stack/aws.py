@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -33,7 +34,13 @@ class LocalAws:
         self.signing_keys: dict[str, SigningKey] = {
             ACCESS_KEY_ID: SigningKey(secret_key=SECRET_ACCESS_KEY)
         }
-        app = PresignedUrlCheck(DomainDispatcherApplication(create_backend_app), self.signing_keys)
+        # Seconds added to S3's clock, so tests can see a URL outlive its credentials.
+        self.clock_skew = 0.0
+        app = PresignedUrlCheck(
+            DomainDispatcherApplication(create_backend_app),
+            self.signing_keys,
+            clock=lambda: time.time() + self.clock_skew,
+        )
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
         )

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from boto3.dynamodb.types import TypeDeserializer
+
 from importer.config import Settings
 from importer.service import Importer
 from importer.wiring import LockedMetrics, build_importer
