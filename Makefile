@@ -13,7 +13,7 @@ PY := $(BIN)/python
 # The tool config lives in pyproject.toml; PIP_DISABLE_PIP_VERSION_CHECK keeps output quiet.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lint test run build bench reliability emulator clean
+.PHONY: help install lint test run build bench emulator clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +46,14 @@ test: $(VENV)/.installed ## Run the whole test suite (unit + integration on moto
 build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Docker, no local 3.13)
 	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --template template.yaml
 
-emulator: $(VENV)/.installed ## Run the Wistia emulator on 127.0.0.1:$(PORT) (token: $(TOKEN))
-	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
+run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + the function (SOURCE=dir for your files)
+	PYTHONPATH=functions/importer:tests $(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
+
+bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md
+	PYTHONPATH=functions/importer:tests $(PY) -m bench
+
+emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
+	PYTHONPATH=tests $(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
 
 clean: ## Remove virtualenvs, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -159,11 +159,6 @@ class Records:
             fields["first_submit_at"] = iso_now()
         self.finish(obj, claim, Status.PENDING_RETRY, fields)
 
-    def get(self, obj: ObjectRef) -> dict[str, Any] | None:
-        answer = self._db.get_item(TableName=self._table, Key=self._key(obj), ConsistentRead=True)
-        item = answer.get("Item")
-        return _plain(item) if item else None
-
     def _put(self, obj: ObjectRef, fields: dict[str, Any]) -> None:
         item = {"bucket": obj.bucket, "object_key": obj.key, **fields}
         try:
