@@ -1,0 +1,371 @@
+"""The emulator's HTTP server: the Upload API, the Data API subset and the control plane,
+on one loopback port.
+
+    with WistiaEmulator(tokens=("test-token",)) as emu:
+        urllib3.request(
+            "POST", emu.url, body="url=http%3A%2F%2F127.0.0.1%3A8000%2Fclip.mp4",
+            headers={"Authorization": "Bearer test-token",
+                     "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        emu.wait_until_settled()
+        emu.medias()  # [{"name": "clip.mp4", "status": "ready", ...}]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from wistia_emulator.api import ERROR_STYLES, Request, Response, WistiaApi, parse_params
+from wistia_emulator.faults import Fault
+from wistia_emulator.multipart import BadRequestBody, BodyReader, ClientDisconnected
+from wistia_emulator.processing import MediaProcessor, is_loopback_host
+from wistia_emulator.state import Account
+
+logger = logging.getLogger("wistia_emulator")
+
+CONTROL_PREFIX = "/_emulator/"
+MAX_CONTROL_BODY = 1024 * 1024
+MAX_SETTLE_WAIT = 300.0
+IDLE_CONNECTION_TIMEOUT = 30.0
+# How often the accept loop checks for stop(): a test suite starts one emulator per test.
+SHUTDOWN_POLL_SECONDS = 0.01
+
+
+class WistiaEmulator:
+    """A local Wistia: Upload API on `POST /`, Data API under `/v1/`, control under
+    `/_emulator/`. Serves from daemon threads once started; a context manager too."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Iterable[str] = ("test-token",),
+        video_limit: int | None = None,
+        rate_limit: int | None = 600,
+        rate_window: float = 60.0,
+        processing_delay: float = 0.05,
+        data_dir: str | None = None,
+        error_style: str = "legacy",
+        import_workers: int = 4,
+    ) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"the emulator binds to loopback only, not {host!r}")
+        if processing_delay < 0:
+            raise ValueError("processing_delay cannot be negative")
+        if error_style not in ERROR_STYLES:
+            raise ValueError(f"error_style must be one of {ERROR_STYLES}, not {error_style!r}")
+        self._host = host
+        self._port = port
+        self._processing_delay = processing_delay
+        self._parent_data_dir = data_dir
+        self._error_style = error_style
+        self._import_workers = import_workers
+        self._account = Account(tokens, video_limit, rate_limit, rate_window)
+        self._server: _EmulatorHTTPServer | None = None
+        self._processor: MediaProcessor | None = None
+        self._data_dir: str | None = None
+        self._serve_thread: threading.Thread | None = None
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> WistiaEmulator:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already started")
+        # Our own directory, even inside a given data_dir, so stop() can remove it whole.
+        self._data_dir = tempfile.mkdtemp(prefix="wistia-emulator-", dir=self._parent_data_dir)
+        self._processor = MediaProcessor(
+            self._account, self._data_dir, self._processing_delay, self._import_workers
+        )
+        api = WistiaApi(self._account, self._processor, self._data_dir, self._error_style)
+        server_class = _EmulatorHTTPServer6 if ":" in self._host else _EmulatorHTTPServer
+        try:
+            self._server = server_class(
+                (self._host, self._port), api, _ControlPlane(self, self._account)
+            )
+        except BaseException:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            raise
+        self._account.thumbnail_base = self.url
+        self._processor.start()
+        self._serve_thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="wistia-emulator",
+            daemon=True,
+        )
+        self._serve_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the socket and open connections, stop the import workers, remove temp files."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_open_connections()
+        server.server_close()
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=5)
+        if self._processor is not None:
+            self._processor.stop()
+        if self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    def __enter__(self) -> WistiaEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL: `POST` uploads here, Data API calls go to `<url>v1/...`."""
+        if self._server is None:
+            raise RuntimeError("start the emulator first")
+        port = self._server.server_address[1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{port}/"
+
+    # --- what tests look at ----------------------------------------------------------------
+
+    @property
+    def error_style(self) -> str:
+        """The shape of 400 bodies: legacy (seed) or current (code + detail)."""
+        return self._error_style
+
+    def medias(self) -> list[dict[str, Any]]:
+        return self._account.medias()
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._account.projects()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self._account.requests()
+
+    def wait_until_settled(self, timeout: float = 10.0) -> bool:
+        """True once no media is queued or processing."""
+        return self._account.wait_until_settled(timeout)
+
+    # --- what tests change -----------------------------------------------------------------
+
+    def set_tokens(self, *tokens: str) -> None:
+        self._account.set_tokens(tokens)
+
+    def set_video_limit(self, limit: int | None) -> None:
+        self._account.set_video_limit(limit)
+
+    def set_rate_limit(self, limit: int | None, window_seconds: float) -> None:
+        self._account.set_rate_limit(limit, window_seconds)
+
+    def add_fault(self, fault: Fault) -> None:
+        self._account.add_fault(fault)
+
+    def clear_faults(self) -> None:
+        self._account.clear_faults()
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        """A project to upload into with an explicit project_id."""
+        return self._account.create_project(name)
+
+    def reset(self) -> None:
+        """Forget medias, projects, requests, faults and rate-limit history; keep config."""
+        self._account.reset()
+
+
+class _ControlPlane:
+    """`/_emulator/...`: JSON, no auth, never rate-limited, faulted or recorded."""
+
+    def __init__(self, emulator: WistiaEmulator, account: Account) -> None:
+        self._emulator = emulator
+        self._account = account
+
+    def handle(self, request: Request) -> Response:
+        try:
+            return self._route(request)
+        except (ValueError, TypeError, KeyError) as error:
+            return Response.json(400, {"error": str(error)})
+
+    def _route(self, request: Request) -> Response:
+        emulator = self._emulator
+        route = (request.method, request.path[len(CONTROL_PREFIX) :].strip("/"))
+        if route == ("GET", "medias"):
+            return Response.json(200, emulator.medias())
+        if route == ("GET", "projects"):
+            return Response.json(200, emulator.projects())
+        if route == ("POST", "projects"):
+            return Response.json(200, emulator.create_project(str(_json_body(request)["name"])))
+        if route == ("GET", "requests"):
+            return Response.json(200, emulator.requests())
+        if route == ("POST", "faults"):
+            emulator.add_fault(Fault.from_dict(_json_body(request)))
+            return Response.json(200, {"ok": True})
+        if route == ("DELETE", "faults"):
+            emulator.clear_faults()
+            return Response.json(200, {"ok": True})
+        if route == ("POST", "config"):
+            self._configure(_json_body(request))
+            return Response.json(200, {"ok": True})
+        if route == ("POST", "reset"):
+            emulator.reset()
+            return Response.json(200, {"ok": True})
+        if route == ("GET", "settled"):
+            timeout = min(float(request.query.get("timeout", "10")), MAX_SETTLE_WAIT)
+            return Response.json(200, {"settled": emulator.wait_until_settled(timeout)})
+        return Response.json(404, {"error": f"no control endpoint {route[0]} {request.path}"})
+
+    def _configure(self, config: dict[str, Any]) -> None:
+        unknown = set(config) - {"tokens", "video_limit", "rate_limit", "rate_window"}
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        emulator = self._emulator
+        if "tokens" in config:
+            tokens = config["tokens"]
+            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                raise ValueError("tokens must be a list of strings")
+            emulator.set_tokens(*tokens)
+        if "video_limit" in config:
+            emulator.set_video_limit(_optional_int(config["video_limit"], "video_limit"))
+        if "rate_limit" in config or "rate_window" in config:
+            limit, window = self._account.rate_limit_config()
+            if "rate_limit" in config:
+                limit = _optional_int(config["rate_limit"], "rate_limit")
+            emulator.set_rate_limit(limit, float(config.get("rate_window", window)))
+
+
+def _optional_int(value: Any, name: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{name} must be an integer or null")
+    return value
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    data = json.loads(request.body.read_all(MAX_CONTROL_BODY) or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Turns one HTTP exchange into a Request and writes back the Response (or drops it)."""
+
+    server: _EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive, like Wistia's front end
+    server_version = "WistiaEmulator/1.0"
+    sys_version = ""
+    timeout = IDLE_CONNECTION_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and
+        # the client's delayed ACK add 40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        self._exchange()
+
+    do_POST = do_GET
+    do_PUT = do_GET
+    do_PATCH = do_GET
+    do_DELETE = do_GET
+
+    def _exchange(self) -> None:
+        target = urlsplit(self.path)
+        try:
+            body = BodyReader.from_headers(self.rfile, self.headers)
+        except BadRequestBody as error:
+            self.close_connection = True
+            self._send(Response.text(400, str(error)))
+            return
+        request = Request(
+            method=self.command,
+            path=target.path,
+            query=parse_params(target.query),
+            headers=self.headers,
+            body=body,
+        )
+        try:
+            if target.path.startswith(CONTROL_PREFIX):
+                response = self.server.control.handle(request)
+            else:
+                response = self.server.api.handle(request)
+            body.drain()  # so the connection is ready for the next request
+        except BadRequestBody as error:  # a client gone or a broken framing: stop here
+            logger.info("%s %s: %s", self.command, target.path, error)
+            self.close_connection = True
+            if not isinstance(error, ClientDisconnected):
+                self._send(Response.text(400, str(error)))
+            return
+        except Exception:
+            # An emulator bug: say so loudly rather than look like a network failure.
+            logger.exception("the emulator failed on %s %s", self.command, target.path)
+            self.close_connection = True
+            self._send(Response.json(500, {"error": "emulator bug, see its log"}))
+            return
+        if response.dropped:
+            logger.info("%s %s -> connection dropped", self.command, target.path)
+            self.close_connection = True
+            return
+        if not target.path.startswith(CONTROL_PREFIX):
+            logger.info("%s %s -> %s", self.command, target.path, response.status)
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError as error:  # the client left before reading its answer
+            logger.info("could not answer %s %s: %s", self.command, self.path, error)
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug(format, *args)
+
+
+class _EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: WistiaApi, control: _ControlPlane) -> None:
+        self.api = api
+        self.control = control
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _RequestHandler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Track live connections: stop() must cut keep-alive ones, or a client's pooled
+        # connection would keep talking to a "stopped" emulator.
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def close_open_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _EmulatorHTTPServer6(_EmulatorHTTPServer):
+    address_family = socket.AF_INET6
