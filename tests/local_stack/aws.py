@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -27,6 +28,26 @@ ACCESS_KEY_ID = "AKIALOCALSTACKTEST01"
 SECRET_ACCESS_KEY = "local-stack-secret-access-key-not-a-real-one"
 
 
+class AtomicDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time.
+
+    DynamoDB applies a conditional write atomically; moto's threaded server does not (two
+    concurrent UpdateItems can both pass `attribute_not_exists`). Serialising DynamoDB
+    calls gives the local stack the guarantee the function relies on in AWS.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # Consume the answer inside the lock: the write happens while it is produced.
+            return list(self._app(environ, start_response))
+
+
 class LocalAws:
     """A moto server in a background thread: `with LocalAws() as aws: aws.endpoint_url`."""
 
@@ -37,7 +58,7 @@ class LocalAws:
         # Seconds added to S3's clock, so tests can see a URL outlive its credentials.
         self.clock_skew = 0.0
         app = PresignedUrlCheck(
-            DomainDispatcherApplication(create_backend_app),
+            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
             self.signing_keys,
             clock=lambda: time.time() + self.clock_skew,
         )

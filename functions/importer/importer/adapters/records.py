@@ -31,6 +31,7 @@ RETRYABLE_CODES = frozenset(
         "TransactionConflictException",
     }
 )
+FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -103,11 +104,12 @@ class Records:
             if _code(error) == "ConditionalCheckFailedException":
                 old = _plain(error.response.get("Item") or {})
                 status = str(old.get("status", ""))
-                if status == Status.IN_PROGRESS.value:
-                    raise ClaimedElsewhere(
-                        "another invocation is importing this object version"
-                    ) from error
-                raise AlreadyHandled(status) from error
+                if status in FINAL_STATUSES:
+                    raise AlreadyHandled(status) from error
+                # In progress elsewhere, or a state we cannot read: let the event come back.
+                raise ClaimedElsewhere(
+                    "another invocation is importing this object version"
+                ) from error
             raise _classified(error, "claim the import record") from error
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB claim failed: {error}") from error
