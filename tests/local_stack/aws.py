@@ -9,20 +9,39 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote_plus
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3 import notifications as s3_notifications
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local_stack.presign_check import PresignedUrlCheck, SigningKey
 
 REGION = "us-east-1"
+
+_moto_s3_event = s3_notifications._get_s3_event
+
+
+def _s3_event_as_aws_sends_it(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+    """moto's S3 notifications leave out versionId and sequencer and encode '/'; S3's do not."""
+    event = _moto_s3_event(event_name, bucket, key, notification_id)
+    obj = event["Records"][0]["s3"]["object"]
+    obj["key"] = quote_plus(key.name, safe="/")
+    if key.version_id and key.version_id != "null":
+        obj["versionId"] = key.version_id
+    obj["sequencer"] = uuid.uuid4().hex[:18].upper()
+    return event
+
+
+s3_notifications._get_s3_event = _s3_event_as_aws_sends_it
 # The long-term key pair the local stack trusts. Any other key is refused like an unknown one.
 ACCESS_KEY_ID = "AKIALOCALSTACKTEST01"
 SECRET_ACCESS_KEY = "local-stack-secret-access-key-not-a-real-one"
