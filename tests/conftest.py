@@ -41,7 +41,7 @@ def stack(moto_server: LocalAws) -> Stack:
 @pytest.fixture
 def settings(stack: Stack, wistia_emulator: WistiaEmulator) -> Settings:
     """The function's settings as the template sets them, pointed at the emulator."""
-    environment = {**stack.function_environment, "WISTIA_UPLOAD_URL": wistia_emulator.url}
+    environment = stack.environment_for(wistia_emulator.url)
     return Settings.from_env(environment)
 
 

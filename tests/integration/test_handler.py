@@ -40,9 +40,7 @@ def test_lambda_handler_imports_logs_with_identity_and_emits_metrics(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    handler = fresh_handler(
-        monkeypatch, {**stack.function_environment, "WISTIA_UPLOAD_URL": wistia_emulator.url}
-    )
+    handler = fresh_handler(monkeypatch, stack.environment_for(wistia_emulator.url))
     obj = upload(stack.bucket, "handler/first look.mp4", VIDEO)
 
     result = handler.lambda_handler(s3_notification(obj), LambdaContext())
@@ -81,8 +79,7 @@ def test_url_expiry_is_capped_by_temporary_signing_credentials(
     handler = fresh_handler(
         monkeypatch,
         {
-            **stack.function_environment,
-            "WISTIA_UPLOAD_URL": wistia_emulator.url,
+            **stack.environment_for(wistia_emulator.url),
             "AWS_ACCESS_KEY_ID": key,
             "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_SESSION_TOKEN": session,

@@ -183,7 +183,7 @@ def start_pipeline(
     template = load_template()
     stack = provision(token=TOKEN, template=template)
     delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
-    function_environment = {**stack.function_environment, "WISTIA_UPLOAD_URL": emulator.url}
+    function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
     handler = load_handler()
 

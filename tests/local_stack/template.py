@@ -58,6 +58,14 @@ class Stack:
     # The function's environment variables, as the template sets them.
     function_environment: dict[str, str]
 
+    def environment_for(self, wistia_url: str) -> dict[str, str]:
+        """The function's environment with both Wistia APIs pointed at one emulator."""
+        return {
+            **self.function_environment,
+            "WISTIA_UPLOAD_URL": wistia_url,
+            "WISTIA_API_URL": wistia_url,
+        }
+
 
 def provision(token: str, template: dict[str, Any] | None = None) -> Stack:
     """Create the template's resources under fresh names; boto3 reads the endpoint from env."""

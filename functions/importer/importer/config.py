@@ -62,6 +62,7 @@ class Settings:
     imports_table_name: str
     dead_letter_queue_url: str
     upload_url: str = "https://upload.wistia.com/"
+    api_url: str = "https://api.wistia.com/"
     project_id: str | None = None
     contact_id: int | None = None
     presigned_url_expires: int = 21600
@@ -71,6 +72,9 @@ class Settings:
     read_timeout: float = 30.0
     max_attempts: int = 5
     token_cache_seconds: int = 300
+    # After an answer was lost, look for the media Wistia may have created before sending
+    # the import again: Wistia has no idempotency key, so a blind retry can duplicate it.
+    lookup_before_resubmit: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +83,8 @@ class Settings:
             token_secret_id=_required(env, "WISTIA_TOKEN_SECRET"),
             imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
             dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            upload_url=_upload_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
+            upload_url=_https_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
+            api_url=_https_url(env, "WISTIA_API_URL", cls.api_url),
             project_id=_optional(env, "WISTIA_PROJECT_ID"),
             contact_id=_optional_integer(env, "WISTIA_CONTACT_ID", minimum=1),
             presigned_url_expires=_integer(
@@ -93,6 +98,9 @@ class Settings:
             ),
             token_cache_seconds=_integer(
                 env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
+            ),
+            lookup_before_resubmit=_boolean(
+                env, "WISTIA_LOOKUP_BEFORE_RESUBMIT", cls.lookup_before_resubmit
             ),
         )
 
@@ -163,7 +171,18 @@ def _extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
     return extensions
 
 
-def _upload_url(env: Mapping[str, str], name: str, default: str) -> str:
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _https_url(env: Mapping[str, str], name: str, default: str) -> str:
     url = _optional(env, name) or default
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:

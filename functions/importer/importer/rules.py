@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -117,6 +118,36 @@ def judge(answer: WistiaAnswer) -> Verdict:
         return Verdict(False, False, message, body, video_limit=True)
     described = message or f"Wistia answered {status}"
     return Verdict(False, False, f"{described} ({status})" if message else described, body)
+
+
+# Wistia's clock and ours may differ: a lost import may look created a little "before" it.
+CLOCK_SKEW_SECONDS = 120
+
+
+def pick_lost_media(medias: Any, name: str, first_submit_at: str) -> dict[str, Any] | None:
+    """The media a lost import created, from a Data API list: same name, created no earlier
+    than our first submission (less clock skew). The oldest such media wins, so every
+    retry adopts the same one."""
+    if not isinstance(medias, list):
+        return None
+    not_before = _parse_time(first_submit_at) - timedelta(seconds=CLOCK_SKEW_SECONDS)
+    candidates = []
+    for media in medias:
+        if not isinstance(media, dict) or media.get("name") != name or not media.get("hashed_id"):
+            continue
+        try:
+            created = _parse_time(str(media.get("created")))
+        except ValueError:
+            continue
+        if created >= not_before:
+            candidates.append((created, media))
+    candidates.sort(key=lambda pair: pair[0])
+    return candidates[0][1] if candidates else None
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

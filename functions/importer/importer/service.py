@@ -23,7 +23,9 @@ from importer.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
 from importer.rules import (
     judge,
     media_name,
+    parse_body,
     parse_retry_after,
+    pick_lost_media,
     retry_delay,
     skip_reason_for_key,
     skip_reason_for_size,
@@ -32,6 +34,16 @@ from importer.rules import (
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
+
+
+@dataclass
+class Tries:
+    """What one object's submissions have come to so far, across invocations."""
+
+    count: int = 0
+    # Submissions whose answer never came: Wistia may hold a media for them.
+    unanswered: int = 0
+    first_submit_at: str | None = None
 
 
 class DeadLetterSink(Protocol):
@@ -94,24 +106,28 @@ class Importer:
         presigned: PresignedUrl,
         deadline: float,
     ) -> Outcome:
-        unanswered = claim.earlier_attempts
-        attempt = 0
+        tries = Tries(unanswered=claim.earlier_attempts, first_submit_at=claim.first_submit_at)
         refresh_token = False
         while True:
-            attempt += 1
+            tries.count += 1
             try:
                 token = self.tokens.get(refresh=refresh_token)
+                if tries.unanswered and self.settings.lookup_before_resubmit:
+                    lost = self._find_lost_import(form, token, tries)
+                    if lost is not None:
+                        return self._submitted(obj, claim, lost, presigned, tries, recovered=True)
+                tries.first_submit_at = tries.first_submit_at or iso(self.clock())
                 answer = self.wistia.import_url(form, token)
             except PermanentError as error:
-                return self._fail(obj, claim, error, attempt)
+                return self._fail(obj, claim, error, tries.count)
             except (WistiaUnreachable, RetryableError) as error:
                 if isinstance(error, WistiaUnreachable) and error.maybe_received:
-                    unanswered += 1
-                self._wait_or_give_up(obj, claim, str(error), attempt, None, deadline, unanswered)
+                    tries.unanswered += 1
+                self._wait_or_give_up(obj, claim, str(error), tries, None, deadline)
                 continue
             verdict = judge(answer)
             if verdict.accepted:
-                return self._submitted(obj, claim, verdict.body, presigned, attempt)
+                return self._submitted(obj, claim, verdict.body, presigned, tries)
             if answer.status == 401 and not refresh_token:
                 # The token may have been rotated since Powertools cached it: read it once more.
                 refresh_token = True
@@ -120,35 +136,50 @@ class Importer:
             if not verdict.retryable:
                 if verdict.video_limit:
                     self._count("VideoLimitReached")
-                return self._fail(
-                    obj, claim, PermanentError(verdict.reason, answer.status, verdict.body), attempt
-                )
+                refusal = PermanentError(verdict.reason, answer.status, verdict.body)
+                return self._fail(obj, claim, refusal, tries.count)
             retry_after = parse_retry_after(answer.retry_after, self.clock())
-            self._wait_or_give_up(
-                obj, claim, verdict.reason, attempt, retry_after, deadline, unanswered
+            self._wait_or_give_up(obj, claim, verdict.reason, tries, retry_after, deadline)
+
+    def _find_lost_import(
+        self, form: dict[str, str], token: str, tries: Tries
+    ) -> dict[str, Any] | None:
+        """The media an earlier, unanswered submission created at Wistia, if any."""
+        answer = self.wistia.list_medias(form["name"], form.get("project_id"), token)
+        if answer.status != 200:
+            raise RetryableError(
+                f"could not look for a lost import in Wistia's media list ({answer.status})"
             )
+        found = pick_lost_media(
+            parse_body(answer), form["name"], tries.first_submit_at or iso(self.clock())
+        )
+        if found is not None:
+            self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
+            self._count("LostAnswersRecovered")
+        return found
 
     def _wait_or_give_up(
         self,
         obj: ObjectRef,
         claim: Claim,
         reason: str,
-        attempt: int,
+        tries: Tries,
         retry_after: float | None,
         deadline: float,
-        unanswered: int,
     ) -> None:
         """Sleep before the next attempt, or hand the object back to Lambda's retries."""
-        delay = retry_delay(attempt, retry_after, self.random_fraction())
-        if attempt >= self.settings.max_attempts or self.clock() + delay > deadline:
+        delay = retry_delay(tries.count, retry_after, self.random_fraction())
+        if tries.count >= self.settings.max_attempts or self.clock() + delay > deadline:
             self.log.warning(
-                "giving the import back for a later retry", reason=reason, attempts=attempt
+                "giving the import back for a later retry", reason=reason, attempts=tries.count
             )
-            self.records.release(obj, claim, reason, unanswered)
-            raise RetryableError(f"{reason}; gave up after {attempt} attempt(s) in this invocation")
+            self.records.release(obj, claim, reason, tries.unanswered, tries.first_submit_at)
+            raise RetryableError(
+                f"{reason}; gave up after {tries.count} attempt(s) in this invocation"
+            )
         self._count("WistiaRetries")
         self.log.info(
-            "retrying the import", reason=reason, attempt=attempt, delay_seconds=round(delay, 2)
+            "retrying the import", reason=reason, attempt=tries.count, delay_seconds=round(delay, 2)
         )
         self.sleep(delay)
 
@@ -171,25 +202,26 @@ class Importer:
         claim: Claim,
         media: dict[str, Any],
         presigned: PresignedUrl,
-        attempts: int,
+        tries: Tries,
+        recovered: bool = False,
     ) -> Outcome:
         hashed_id = str(media["hashed_id"])
-        self.records.finish(
-            obj,
-            claim,
-            Status.SUBMITTED,
-            {
-                "wistia_hashed_id": hashed_id,
-                "wistia_media_id": media.get("id"),
-                "wistia_response": media,
-                "source_url": without_query(presigned.url),
-                "url_expires_at": iso(presigned.expires_at),
-                "submitted_at": iso_now(),
-                "attempts": attempts,
-            },
-        )
+        fields = {
+            "wistia_hashed_id": hashed_id,
+            "wistia_media_id": media.get("id"),
+            "wistia_response": media,
+            "source_url": without_query(presigned.url),
+            "url_expires_at": iso(presigned.expires_at),
+            "submitted_at": iso_now(),
+            "attempts": tries.count,
+            "unanswered_submits": tries.unanswered,
+        }
+        if recovered:
+            # Wistia answered none of our submissions, but its media list shows the import.
+            fields["recovered_lost_answer"] = True
+        self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")
-        self.log.info("import submitted", wistia_hashed_id=hashed_id, attempts=attempts)
+        self.log.info("import submitted", wistia_hashed_id=hashed_id, attempts=tries.count)
         return Outcome(Status.SUBMITTED, obj, hashed_id)
 
     def _fail(self, obj: ObjectRef, claim: Claim, error: PermanentError, attempts: int) -> Outcome:

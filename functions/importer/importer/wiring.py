@@ -49,6 +49,7 @@ def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importe
             http,
             settings.upload_url,
             urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
+            api_url=settings.api_url,
         ),
         tokens=TokenSource(
             settings.token_secret_id,

@@ -154,11 +154,19 @@ class Records:
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB write failed: {error}") from error
 
-    def release(self, obj: ObjectRef, claim: Claim, reason: str, unanswered_submits: int) -> None:
-        """Hand the object back for a later retry, remembering submissions of unknown fate."""
+    def release(
+        self,
+        obj: ObjectRef,
+        claim: Claim,
+        reason: str,
+        unanswered_submits: int,
+        first_submit_at: str | None = None,
+    ) -> None:
+        """Hand the object back for a later retry, remembering submissions of unknown fate,
+        so the retry looks for the media they may have created before submitting again."""
         fields: dict[str, Any] = {"error": reason, "unanswered_submits": unanswered_submits}
-        if unanswered_submits and claim.first_submit_at is None:
-            fields["first_submit_at"] = iso_now()
+        if first_submit_at is not None:
+            fields["first_submit_at"] = first_submit_at
         self.finish(obj, claim, Status.PENDING_RETRY, fields)
 
     def _put(self, obj: ObjectRef, fields: dict[str, Any]) -> None:

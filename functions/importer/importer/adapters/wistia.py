@@ -1,8 +1,10 @@
-"""Wistia's Upload API: one form-encoded URL import per call, token in a header."""
+"""Wistia: the Upload API (one form-encoded URL import per call) and the Data API's media
+list, token in a header."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from urllib3.exceptions import (
@@ -34,28 +36,49 @@ class WistiaUnreachable(Exception):
 
 class WistiaClient:
     def __init__(
-        self, http: urllib3.PoolManager, upload_url: str, timeout: urllib3.Timeout
+        self,
+        http: urllib3.PoolManager,
+        upload_url: str,
+        timeout: urllib3.Timeout,
+        api_url: str = "https://api.wistia.com/",
     ) -> None:
         self._http = http
         self._upload_url = upload_url
         self._timeout = timeout
+        self._medias_url = api_url.rstrip("/") + "/v1/medias.json"
 
     def import_url(self, form: dict[str, str], token: str) -> WistiaAnswer:
         """POST the import. Never logs or returns the form: it holds a signed URL."""
+        return self._call("POST", self._upload_url, form, token)
+
+    def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer:
+        """The newest medias with this exact name (Data API), to find a lost import."""
+        query = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "10"}
+        if project_id:
+            query["project_id"] = project_id
+        return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token)
+
+    def _call(self, method: str, url: str, form: dict[str, str] | None, token: str) -> WistiaAnswer:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        body = None
+        if form is not None:
+            # Encoded once, here; the signed URL inside is percent-encoded as a form value,
+            # which the server decodes back to the exact URL.
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             response = self._http.request(
-                "POST",
-                self._upload_url,
-                fields=form,
-                encode_multipart=False,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                method,
+                url,
+                body=body,
+                headers=headers,
                 timeout=self._timeout,
                 retries=False,
                 redirect=False,
                 preload_content=False,
             )
             try:
-                body = response.read(MAX_ANSWER_BYTES + 1)
+                data = response.read(MAX_ANSWER_BYTES + 1)
             finally:
                 response.release_conn()
         except (ConnectTimeoutError, NewConnectionError) as error:
@@ -68,11 +91,9 @@ class WistiaClient:
             raise WistiaUnreachable(
                 f"connection to Wistia dropped: {_reason(error)}", True
             ) from error
-        if len(body) > MAX_ANSWER_BYTES:
-            body = body[:MAX_ANSWER_BYTES]
         return WistiaAnswer(
             status=response.status,
-            body=body,
+            body=data[:MAX_ANSWER_BYTES],
             content_type=response.headers.get("Content-Type", ""),
             retry_after=response.headers.get("Retry-After"),
         )
