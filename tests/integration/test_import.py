@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ from importer.dispatch import handle_event
 from importer.errors import RetryableError
 from importer.events import parse_notification
 from importer.service import Importer
+from local_stack.aws import LocalAws
 from local_stack.events import (
     eventbridge_event,
     s3_notification,
@@ -560,3 +562,63 @@ def test_a_lost_answer_is_found_by_the_next_invocation_too(
     # Then the retry finds the media instead of creating a second one
     assert answer["results"][0]["status"] == "SUBMITTED"
     assert len(wistia_emulator.medias()) == 1
+
+
+def test_a_prefix_map_files_objects_into_projects(
+    stack: Stack,
+    settings: Settings,
+    importer_for: Callable[..., Importer],
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    # Given two projects at Wistia, mapped from key prefixes (the longest prefix wins)
+    webinars = wistia_emulator.create_project("Webinars")["hashed_id"]
+    archive = wistia_emulator.create_project("Webinar archive")["hashed_id"]
+    project_map = (("webinars/archive/", archive), ("webinars/", webinars))
+    importer = importer_for(settings, project_map=project_map)
+    objects = [
+        upload(stack.bucket, key, VIDEO)
+        for key in ("webinars/q1.mp4", "webinars/archive/2019.mp4", "other/x.mp4")
+    ]
+
+    deliver(s3_notification(*objects), importer, captured_log)
+
+    projects = {m["name"]: m["project_id"] for m in wistia_emulator.medias()}
+    assert projects["q1.mp4"] == webinars
+    assert projects["2019.mp4"] == archive
+    assert projects["x.mp4"] not in (webinars, archive)  # Wistia's Uploads_YYYY-MM-DD
+
+
+def test_long_term_signing_keys_from_a_secret_sign_the_url(
+    stack: Stack,
+    settings: Settings,
+    moto_server: LocalAws,
+    importer_for: Callable[..., Importer],
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    # Given an IAM user's keys in a secret, for URLs that outlive the role's credentials
+    moto_server.trust_key("AKIALOCALSIGNINGUSER", "signing-user-secret")
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"signing-{stack.bucket}",
+        SecretString=json.dumps(
+            {"access_key_id": "AKIALOCALSIGNINGUSER", "secret_access_key": "signing-user-secret"}
+        ),
+    )
+    importer = importer_for(
+        settings, signing_credentials_secret=secret["ARN"], presigned_url_expires=604800
+    )
+    obj = upload(stack.bucket, "signed/long.mp4", VIDEO)
+
+    deliver(s3_notification(obj), importer, captured_log)
+
+    # Then Wistia fetched a URL signed by that user, valid for the 7 days asked
+    assert wistia_emulator.wait_until_settled(timeout=10)
+    [media] = wistia_emulator.medias()
+    assert media["status"] == "ready"
+    assert "X-Amz-Credential=AKIALOCALSIGNINGUSER" in media["source_url"]
+    record = record_of(stack.table_name, stack.bucket, obj.key, obj.version_id or "")
+    assert record is not None
+    expires = datetime.strptime(record["url_expires_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(expires.replace(tzinfo=UTC).timestamp() - (time.time() + 604800)) < 60
+    assert "signing-user-secret" not in captured_log.text()

@@ -116,6 +116,10 @@ class LocalAws:
             "AWS_REGION": REGION,
         }
 
+    def trust_key(self, access_key: str, secret_key: str) -> None:
+        """Accept presigned URLs signed with another long-term key (an IAM user's)."""
+        self.signing_keys[access_key] = SigningKey(secret_key)
+
     def trust_temporary_key(
         self, access_key: str, secret_key: str, session_token: str, expires_at: float
     ) -> None:

@@ -7,18 +7,20 @@ import io
 import itertools
 import json
 import logging
+import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeDeserializer
 
 from importer.config import Settings
 from importer.service import Importer
-from importer.wiring import LockedMetrics, build_importer
+from importer.wiring import build_importer
 
 _services = itertools.count(1)
 
@@ -59,9 +61,21 @@ class CapturedLogger:
         return [json.loads(line) for line in self.text().splitlines() if line.strip()]
 
 
-def make_importer(settings: Settings, log: Logger) -> Importer:
-    metrics = Metrics(namespace="S3ToWistiaTest", service="test")
-    return build_importer(settings, log, LockedMetrics(metrics))
+class CountingMetrics:
+    """Counts metrics in memory. Powertools Metrics keeps one metric set per process, so
+    test importers must not add to it: the handler under test would flush their counts."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        with self._lock:
+            self.counts[name] += int(value)
+
+
+def make_importer(settings: Settings, log: Logger, metrics: Any = None) -> Importer:
+    return build_importer(settings, log, metrics or CountingMetrics())
 
 
 _deserializer = TypeDeserializer()

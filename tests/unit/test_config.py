@@ -80,3 +80,28 @@ def test_extension_filter_is_normalised_and_star_means_everything() -> None:
         "mov",
     }
     assert Settings.from_env({**REQUIRED, "IMPORT_EXTENSIONS": "*"}).extensions is None
+
+
+def test_project_map_is_ordered_longest_prefix_first() -> None:
+    env = {**REQUIRED, "WISTIA_PROJECT_MAP": '{"a/": "p1", "a/b/": "p2", "": "p3"}'}
+
+    assert Settings.from_env(env).project_map == (("a/b/", "p2"), ("a/", "p1"), ("", "p3"))
+
+
+@pytest.mark.parametrize("raw", ["[1]", "{bad", '{"a/": 3}', '{"a/": " "}'])
+def test_a_bad_project_map_names_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="WISTIA_PROJECT_MAP"):
+        Settings.from_env({**REQUIRED, "WISTIA_PROJECT_MAP": raw})
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("No", False)])
+def test_lookup_switch(raw: str, value: bool) -> None:
+    settings = Settings.from_env({**REQUIRED, "WISTIA_LOOKUP_BEFORE_RESUBMIT": raw})
+
+    assert settings.lookup_before_resubmit is value
+
+
+def test_signing_secret_is_optional() -> None:
+    assert Settings.from_env(REQUIRED).signing_credentials_secret is None
+    env = {**REQUIRED, "SIGNING_CREDENTIALS_SECRET": "arn:aws:secretsmanager:x"}
+    assert Settings.from_env(env).signing_credentials_secret == "arn:aws:secretsmanager:x"

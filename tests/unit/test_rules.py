@@ -11,6 +11,7 @@ from importer.rules import (
     judge,
     media_name,
     parse_retry_after,
+    project_for,
     retry_delay,
     skip_reason_for_key,
     skip_reason_for_size,
@@ -121,3 +122,13 @@ def test_backoff_grows_is_capped_and_never_undercuts_retry_after() -> None:
     assert retry_delay(3, None, 0.0) == 0.0  # full jitter
     assert retry_delay(1, 5.0, 0.0) == 5.0
     assert 5.0 <= retry_delay(1, 5.0, 0.9) <= 5.5
+
+
+def test_project_metadata_beats_the_longest_prefix_which_beats_the_default() -> None:
+    project_map = (("a/b/", "deep"), ("a/", "shallow"))
+
+    assert project_for("a/b/c.mp4", None, project_map, "default") == "deep"
+    assert project_for("a/c.mp4", None, project_map, "default") == "shallow"
+    assert project_for("z.mp4", None, project_map, "default") == "default"
+    assert project_for("z.mp4", None, (), None) is None
+    assert project_for("a/b/c.mp4", " mine ", project_map, "default") == "mine"

@@ -7,6 +7,7 @@ operator can act on instead of failing object by object.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class Settings:
     upload_url: str = "https://upload.wistia.com/"
     api_url: str = "https://api.wistia.com/"
     project_id: str | None = None
+    # (key prefix, project hashed id), longest prefix first: the first match wins.
+    project_map: tuple[tuple[str, str], ...] = ()
     contact_id: int | None = None
     presigned_url_expires: int = 21600
     # None imports every key; otherwise lowercase extensions without the dot.
@@ -75,6 +78,9 @@ class Settings:
     # After an answer was lost, look for the media Wistia may have created before sending
     # the import again: Wistia has no idempotency key, so a blind retry can duplicate it.
     lookup_before_resubmit: bool = True
+    # An IAM user's keys (JSON secret) that sign presigned URLs valid for up to 7 days,
+    # instead of the role's temporary credentials, which die within hours.
+    signing_credentials_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +92,7 @@ class Settings:
             upload_url=_https_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
             api_url=_https_url(env, "WISTIA_API_URL", cls.api_url),
             project_id=_optional(env, "WISTIA_PROJECT_ID"),
+            project_map=_project_map(env, "WISTIA_PROJECT_MAP"),
             contact_id=_optional_integer(env, "WISTIA_CONTACT_ID", minimum=1),
             presigned_url_expires=_integer(
                 env, "PRESIGNED_URL_EXPIRES", cls.presigned_url_expires, minimum=1, maximum=604800
@@ -102,6 +109,7 @@ class Settings:
             lookup_before_resubmit=_boolean(
                 env, "WISTIA_LOOKUP_BEFORE_RESUBMIT", cls.lookup_before_resubmit
             ),
+            signing_credentials_secret=_optional(env, "SIGNING_CREDENTIALS_SECRET"),
         )
 
 
@@ -169,6 +177,21 @@ def _extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
             f"{name} must be comma-separated extensions such as mp4,mov or *, got {raw!r}"
         )
     return extensions
+
+
+def _project_map(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    raw = _optional(env, name)
+    if raw is None:
+        return ()
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f'{name} must be a JSON object like {{"prefix/": "projectid"}}') from None
+    if not isinstance(document, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in document.items()
+    ):
+        raise ConfigError(f"{name} must map key prefixes to project hashed ids (strings)")
+    return tuple(sorted(((k, v.strip()) for k, v in document.items()), key=lambda p: -len(p[0])))
 
 
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:

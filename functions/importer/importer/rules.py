@@ -48,6 +48,19 @@ def media_name(key: str, override: str | None) -> str:
     return name[:MAX_NAME_LENGTH]
 
 
+def project_for(
+    key: str, override: str | None, project_map: tuple[tuple[str, str], ...], default: str | None
+) -> str | None:
+    """The Wistia project: the object's metadata, else the longest matching key prefix,
+    else the default (None lets Wistia file it under Uploads_YYYY-MM-DD)."""
+    if override and override.strip():
+        return override.strip()
+    for prefix, project in project_map:
+        if key.startswith(prefix):
+            return project
+    return default
+
+
 def without_query(url: str) -> str:
     """A presigned URL with its query string (and so its signature) removed."""
     parts = urlsplit(url)

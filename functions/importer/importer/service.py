@@ -26,6 +26,7 @@ from importer.rules import (
     parse_body,
     parse_retry_after,
     pick_lost_media,
+    project_for,
     retry_delay,
     skip_reason_for_key,
     skip_reason_for_size,
@@ -187,7 +188,12 @@ class Importer:
         meta = info.metadata
         form = {"url": url, "name": media_name(obj.key, meta.get("wistia-name"))}
         description = meta.get("wistia-description")
-        project_id = meta.get("wistia-project-id") or self.settings.project_id
+        project_id = project_for(
+            obj.key,
+            meta.get("wistia-project-id"),
+            self.settings.project_map,
+            self.settings.project_id,
+        )
         if description:
             form["description"] = description
         if project_id:

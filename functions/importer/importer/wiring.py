@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from importer.adapters.dead_letters import DeadLetters
 from importer.adapters.records import Records
-from importer.adapters.secrets import TokenSource
+from importer.adapters.secrets import SecretReader, SigningKeys, TokenSource
 from importer.adapters.storage import Storage
 from importer.adapters.wistia import WistiaClient
 from importer.config import Settings
@@ -38,9 +38,24 @@ def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importe
     s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=aws_config)
     http = urllib3.PoolManager(maxsize=POOL_SIZE, block=False)
+    secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    signer = None
+    if settings.signing_credentials_secret:
+        s3_config = aws_config.merge(Config(signature_version="s3v4"))
+        signer = SigningKeys(
+            settings.signing_credentials_secret,
+            settings.token_cache_seconds,
+            secrets,
+            lambda key_id, secret: session.client(
+                "s3",
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+                config=s3_config,
+            ),
+        ).client
     return Importer(
         settings=settings,
-        storage=Storage(s3, session.get_credentials()),
+        storage=Storage(s3, session.get_credentials(), signer),
         records=Records(dynamodb, settings.imports_table_name),
         dead_letters=DeadLetters(
             _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
@@ -51,11 +66,7 @@ def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importe
             urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
             api_url=settings.api_url,
         ),
-        tokens=TokenSource(
-            settings.token_secret_id,
-            settings.token_cache_seconds,
-            _lazy_client(session, "secretsmanager", aws_config),
-        ),
+        tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
         metrics=metrics,
         log=log,
     )

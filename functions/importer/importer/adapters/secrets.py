@@ -1,7 +1,8 @@
-"""The Wistia API token, from Secrets Manager through Powertools parameters.
+"""Secrets Manager through Powertools parameters: the Wistia token, and optional
+long-term keys for signing presigned URLs.
 
-Powertools caches the secret for `max_age` seconds, so a rotated token is picked up
-without a redeploy; after a 401 the import reads it once more with force_fetch.
+Powertools caches each secret for `max_age` seconds, so a rotated value is picked up
+without a redeploy; after a 401 the import reads the token once more with force_fetch.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from importer.errors import PermanentError, RetryableError
 NOT_FOUND_OR_DENIED = ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure")
 
 
-class TokenSource:
-    def __init__(self, secret_id: str, max_age: int, client_factory: Callable[[], Any]) -> None:
-        self._secret_id = secret_id
-        self._max_age = max_age
+class SecretReader:
+    """One Powertools SecretsProvider, created on first use and shared by every reader."""
+
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
         self._client_factory = client_factory
         self._provider: Any = None
         # One reader at a time: concurrent records share one fetch instead of racing.
         self._lock = threading.Lock()
 
-    def get(self, refresh: bool = False) -> str:
+    def read(self, secret_id: str, max_age: int, refresh: bool = False) -> str:
         # Imported on first use: only the first event of an environment pays for it.
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -34,16 +35,25 @@ class TokenSource:
             if self._provider is None:
                 self._provider = SecretsProvider(boto3_client=self._client_factory())
             try:
-                raw = self._provider.get(
-                    self._secret_id, max_age=self._max_age, force_fetch=refresh
-                )
+                raw = self._provider.get(secret_id, max_age=max_age, force_fetch=refresh)
             except GetParameterError as error:
                 cause = repr(error.__cause__ or error)
                 if any(code in cause for code in NOT_FOUND_OR_DENIED):
                     raise PermanentError(
-                        f"cannot read the Wistia token secret {self._secret_id!r}: {cause[:200]}"
+                        f"cannot read the secret {secret_id!r}: {cause[:200]}"
                     ) from error
-                raise RetryableError("could not read the Wistia token secret") from error
+                raise RetryableError(f"could not read the secret {secret_id!r}") from error
+        return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+
+
+class TokenSource:
+    def __init__(self, secret_id: str, max_age: int, reader: SecretReader) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age
+        self._reader = reader
+
+    def get(self, refresh: bool = False) -> str:
+        raw = self._reader.read(self._secret_id, self._max_age, refresh)
         return token_from_secret(raw, self._secret_id)
 
 
@@ -64,3 +74,51 @@ def token_from_secret(raw: object, secret_id: str) -> str:
     if not text:
         raise PermanentError(f"the Wistia token secret {secret_id!r} is empty")
     return text
+
+
+class SigningKeys:
+    """An S3 client that signs with an IAM user's long-term keys kept in a secret.
+
+    A role's temporary credentials die within hours, and every URL they signed with them;
+    an IAM user's keys sign URLs that live up to 7 days. The client is rebuilt when the
+    keys in the secret change.
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        max_age: int,
+        reader: SecretReader,
+        make_client: Callable[[str, str], Any],
+    ) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age
+        self._reader = reader
+        self._make_client = make_client
+        self._lock = threading.Lock()
+        self._keys: tuple[str, str] | None = None
+        self._client: Any = None
+
+    def client(self) -> Any:
+        keys = signing_keys_from_secret(
+            self._reader.read(self._secret_id, self._max_age), self._secret_id
+        )
+        with self._lock:
+            if keys != self._keys:
+                self._client = self._make_client(*keys)
+                self._keys = keys
+            return self._client
+
+
+def signing_keys_from_secret(raw: str, secret_id: str) -> tuple[str, str]:
+    try:
+        document = json.loads(raw)
+        keys = (str(document["access_key_id"]).strip(), str(document["secret_access_key"]).strip())
+    except (ValueError, TypeError, KeyError):
+        raise PermanentError(
+            f"the signing secret {secret_id!r} must be JSON with access_key_id and "
+            "secret_access_key"
+        ) from None
+    if not all(keys):
+        raise PermanentError(f"the signing secret {secret_id!r} has an empty key")
+    return keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.credentials import RefreshableCredentials
@@ -20,9 +21,13 @@ class ObjectGone(Exception):
 
 
 class Storage:
-    def __init__(self, s3_client: Any, credentials: Any) -> None:
+    def __init__(
+        self, s3_client: Any, credentials: Any, signer: Callable[[], Any] | None = None
+    ) -> None:
         self._s3 = s3_client
         self._credentials = credentials
+        # When set, presigned URLs are signed by this client's long-term keys instead.
+        self._signer = signer
 
     def head(self, obj: ObjectRef) -> ObjectInfo:
         params: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
@@ -57,6 +62,11 @@ class Storage:
         if obj.version_id:
             params["VersionId"] = obj.version_id
         now = time.time()
+        if self._signer is not None:
+            url = self._signer().generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_in
+            )
+            return PresignedUrl(url=url, expires_at=now + expires_in)
         url = self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         expires_at = now + expires_in
         credentials_expire = credentials_expiry(self._credentials)
