@@ -10,6 +10,10 @@ SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 PY := $(BIN)/python
+# Used by `make build` to ship bytecode for the Lambda runtime; without it the build
+# still works, and the package compiles at cold start instead.
+PYTHON313 ?= python3.13
+export PYTHON313
 # The tool config lives in pyproject.toml; PIP_DISABLE_PIP_VERSION_CHECK keeps output quiet.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

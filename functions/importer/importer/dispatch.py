@@ -7,7 +7,6 @@ batchItemFailures for exactly the messages that must come back.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -65,6 +64,8 @@ def _handle_sqs_batch(
     event: Any, context: Any, importer: Importer, log: Any, deadline: float
 ) -> Any:
     # Imported here: direct S3 invocations, the common case, never need batch handling.
+    import asyncio
+
     from aws_lambda_powertools.utilities.batch import (
         AsyncBatchProcessor,
         EventType,

@@ -12,7 +12,9 @@ from importer.wiring import LockedMetrics, build_importer
 
 settings = Settings.from_env()
 logger = Logger()
-tracer = Tracer()
+# Patch only what the function calls through: botocore. patch_all would import sqlite3 and a
+# dozen patchers, and its httplib patch does not see urllib3 2's requests anyway.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 importer = build_importer(settings, logger, LockedMetrics(metrics))
 

@@ -1,0 +1,261 @@
+"""The parent's side of bench.worker: first events, steady state and the SQS batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import boto3
+
+from bench.environment import python_command
+from local_stack.events import Uploaded, s3_notification, sqs_batch
+from wistia_emulator import EmulatorControl, Fault
+
+BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
+BATCH_SIZE = 10
+LATENCY_SECONDS = 0.3
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class Worker:
+    """One fresh `bench.worker` process, driven one command at a time."""
+
+    def __init__(self, role: str, env: dict[str, str]) -> None:
+        self.role = role
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            python_command("-m", "bench.worker", role),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self.init_seconds = float(self._receive()["init_seconds"])
+
+    def call(self, **command: Any) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command) + "\n")
+        self._process.stdin.flush()
+        return self._receive()
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait(timeout=10)
+            self._stderr.seek(0)
+            tail = self._stderr.read().decode(errors="replace")[-3000:]
+            raise WorkerFailed(f"{self.role} worker exited ({self._process.returncode}):\n{tail}")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise WorkerFailed(f"{self.role} worker failed:\n{answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        if self._process.poll() is None and self._process.stdin is not None:
+            with suppress(BrokenPipeError):
+                self._process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self._process.stdin.flush()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+        self._stderr.close()
+
+
+@dataclass
+class Samples:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, answer: dict[str, Any]) -> None:
+        self.wall.append(float(answer["wall"]))
+        self.cpu.append(float(answer["cpu"]))
+
+
+@dataclass
+class RuntimeResults:
+    first: dict[str, Samples]
+    steady: dict[str, Samples]
+    batch: Samples  # the function: one invocation with BATCH_SIZE SQS records
+    single_post: Samples  # the floor: one import POST under the same latency
+    floor_batch: Samples  # the floor: the same batch, its records in threads
+    peak_rss_mib: dict[str, float]
+    floor_urls: list[str]
+    function_objects: list[Uploaded]
+    floor_objects: list[Uploaded]
+
+
+class Objects:
+    """Fresh objects uploaded before any timing starts, handed out one at a time."""
+
+    def __init__(self, bucket: str, prefix: str, count: int) -> None:
+        s3 = boto3.client("s3")
+
+        def put(index: int) -> Uploaded:
+            key = f"bench/{prefix}/clip {index:04d}.mp4"
+            answer = s3.put_object(Bucket=bucket, Key=key, Body=BODY)
+            return Uploaded(bucket, key, answer["VersionId"], answer["ETag"].strip('"'), len(BODY))
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            self._items = list(pool.map(put, range(count)))
+        self.handed: list[Uploaded] = []
+
+    def take(self) -> Uploaded:
+        obj = self._items.pop()
+        self.handed.append(obj)
+        return obj
+
+
+def _alternating(index: int, first: Callable[[], None], second: Callable[[], None]) -> None:
+    """ABBA order: neither side always runs right after the other."""
+    if index % 2 == 0:
+        first()
+        second()
+    else:
+        second()
+        first()
+
+
+def measure_runtime(
+    env: dict[str, str],
+    bucket: str,
+    emulator_url: str,
+    first_runs: int,
+    objects: int,
+    warmup: int,
+    batches: int,
+    progress: Callable[[str], None],
+) -> RuntimeResults:
+    per_side = first_runs + warmup + objects
+    progress(f"uploading {2 * (per_side + BATCH_SIZE * (batches + 1)) + batches + 1} objects")
+    pools = {
+        "function": Objects(bucket, "function", per_side + BATCH_SIZE * (batches + 1)),
+        "floor": Objects(bucket, "floor", per_side + BATCH_SIZE * (batches + 1)),
+        "post": Objects(bucket, "post", batches + 1),  # POSTed only: no record
+    }
+    first = {"function": Samples(), "floor": Samples()}
+    steady = {"function": Samples(), "floor": Samples()}
+    floor_urls: list[str] = []
+
+    def import_one(side: Worker, into: Samples | None) -> None:
+        answer = side.call(op="import", event=s3_notification(pools[side.role].take()))
+        if into is not None:
+            into.add(answer)
+        if "url" in answer and len(floor_urls) < 3:
+            floor_urls.append(str(answer["url"]))
+
+    # First events: fresh processes, one at a time so no start-up overlaps another's event.
+    progress(f"first event after a cold start: {first_runs} fresh processes each")
+    workers: dict[str, Worker] = {}
+    try:
+        for run in range(first_runs):
+            roles = ("function", "floor") if run % 2 == 0 else ("floor", "function")
+            for role in roles:
+                # The last pair stays up for the steady state; closed in `finally` either way.
+                started = workers[role] = Worker(role, env)
+                import_one(started, first[role])
+                if run < first_runs - 1:
+                    workers.pop(role).close()
+        function, floor = workers["function"], workers["floor"]
+
+        progress(f"steady state: {warmup} warm-up + {objects} objects each, interleaved")
+        for index in range(warmup):
+            _alternating(index, lambda: import_one(function, None), lambda: import_one(floor, None))
+        for index in range(objects):
+            _alternating(
+                index,
+                lambda: import_one(function, steady["function"]),
+                lambda: import_one(floor, steady["floor"]),
+            )
+        peak_rss = {role: float(w.call(op="stats")["peak_rss_mib"]) for role, w in workers.items()}
+
+        progress(f"SQS batch of {BATCH_SIZE} with {LATENCY_SECONDS * 1000:.0f} ms on the POST")
+        batch, single, floor_batch = _measure_batches(function, floor, pools, emulator_url, batches)
+    finally:
+        for started in workers.values():
+            started.close()
+    return RuntimeResults(
+        first=first,
+        steady=steady,
+        batch=batch,
+        single_post=single,
+        floor_batch=floor_batch,
+        peak_rss_mib=peak_rss,
+        floor_urls=floor_urls,
+        function_objects=pools["function"].handed,
+        floor_objects=pools["floor"].handed,
+    )
+
+
+def _measure_batches(
+    function: Worker,
+    floor: Worker,
+    pools: dict[str, Objects],
+    emulator_url: str,
+    batches: int,
+) -> tuple[Samples, Samples, Samples]:
+    control = EmulatorControl(emulator_url)
+    control.add_fault(
+        Fault(
+            kind="latency",
+            seconds=LATENCY_SECONDS,
+            probability=1.0,
+            match_method="POST",
+            match_path="/",
+        )
+    )
+    batch, single, floor_batch = Samples(), Samples(), Samples()
+
+    def sqs_event(pool: str) -> dict[str, Any]:
+        bodies = [json.dumps(s3_notification(pools[pool].take())) for _ in range(BATCH_SIZE)]
+        return sqs_batch(*bodies)
+
+    def one_batch(into: Samples | None) -> None:
+        answer = function.call(op="batch", event=sqs_event("function"))
+        if into is not None:
+            into.add(answer)
+
+    def one_floor_batch(into: Samples | None) -> None:
+        answer = floor.call(op="batch", event=sqs_event("floor"))
+        if into is not None:
+            into.add(answer)
+
+    def one_post(into: Samples | None) -> None:
+        obj = pools["post"].take()
+        answer = floor.call(
+            op="post", object={"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id}
+        )
+        if into is not None:
+            into.add(answer)
+
+    try:
+        # The first SQS batch imports the batch utilities: a one-off, left out.
+        one_batch(None)
+        one_floor_batch(None)
+        one_post(None)
+        steps = [
+            lambda: one_batch(batch),
+            lambda: one_post(single),
+            lambda: one_floor_batch(floor_batch),
+        ]
+        for index in range(batches):
+            for step in steps[index % 3 :] + steps[: index % 3]:
+                step()
+    finally:
+        control.clear_faults()
+    return batch, single, floor_batch
