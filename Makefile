@@ -16,8 +16,19 @@ PYTHON313 ?= python3.13
 export PYTHON313
 # The tool config lives in pyproject.toml; PIP_DISABLE_PIP_VERSION_CHECK keeps output quiet.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test run build bench emulator clean
+.PHONY: help install lint test run build bench emulator clean \
+	deploy outputs invoke logs delete redrive
+
+# Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
+# and samconfig.toml. STACK= names another stack, CONFIG_ENV= another samconfig.toml
+# environment; PARAMS='Key=Value ...' overrides the template's parameters for one deploy.
+STACK ?=
+CONFIG_ENV ?=
+PARAMS ?=
+SAM_STACK := $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(STACK),--stack-name $(STACK))
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +69,27 @@ bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
 	PYTHONPATH=tests $(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
+
+deploy: build ## Build and deploy to AWS (asks before changing anything; PARAMS='Key=Value ...')
+	$(SAM) deploy $(SAM_STACK) $(if $(PARAMS),--parameter-overrides '$(PARAMS)')
+
+outputs: $(SAM_VENV)/.installed ## Print the deployed stack's outputs (bucket, table, queue, dashboard URL, ...)
+	$(SAM) list stack-outputs $(SAM_STACK) --output table
+
+invoke: build ## sam local invoke, for machines with Docker: EVENT=events/s3-object-created.json [ENV_VARS=env.json]
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json [ENV_VARS=env.json]" >&2; exit 2; }
+	$(SAM) local invoke ImportFunction --event "$(EVENT)" \
+		$(if $(ENV_VARS),--env-vars "$(ENV_VARS)") $(if $(PARAMS),--parameter-overrides '$(PARAMS)')
+
+logs: $(SAM_VENV)/.installed ## Follow the deployed function's log (sam logs --tail; FILTER=text to search)
+	$(SAM) logs --name ImportFunction --tail $(SAM_STACK) $(if $(FILTER),--filter '$(FILTER)')
+
+delete: $(SAM_VENV)/.installed ## Delete the stack (sam delete; the records table and dead-letter queue are kept)
+	$(SAM) delete $(SAM_STACK)
+
+redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed (DRY_RUN=1, MAX=N, ARGS=...)
+	PYTHONPATH=functions/importer:functions/tools $(PY) -m redrive \
+		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX)) $(ARGS)
 
 clean: ## Remove virtualenvs, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,7 @@ from local_stack.report import (
     wait_for_processing,
 )
 from local_stack.samples import Sample, builtin_samples
-from local_stack.template import FUNCTION_TYPE, ROOT, Stack, load_template, provision
+from local_stack.template import ROOT, Stack, function_setting, load_template, provision
 from wistia_emulator import WistiaEmulator
 
 RUN_DIR = ROOT / ".local" / "run"
@@ -271,9 +271,7 @@ def load_handler() -> ModuleType:
 
 def function_timeout(template: dict[str, Any]) -> float:
     """The function's Timeout from the template (Lambda's default is 3 seconds)."""
-    [function] = [r for r in template["Resources"].values() if r["Type"] == FUNCTION_TYPE]
-    default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
-    return float(function["Properties"].get("Timeout", default))
+    return float(function_setting(template, "Timeout", default=3))
 
 
 def describe_stack(

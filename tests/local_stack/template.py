@@ -2,18 +2,23 @@
 
 Tables, queues, buckets and secrets are created from the template's own properties, and
 the function's environment is resolved from the template's own Environment, so the
-local stack cannot drift from what `sam deploy` creates.
+local stack cannot drift from what `sam deploy` creates. Parameters are applied as
+CloudFormation applies them: a resource whose Condition is false is not created,
+`Fn::If` picks its branch and `AWS::NoValue` disappears (see `apply_conditions`).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import yaml
+from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -26,7 +31,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt":
@@ -57,6 +62,8 @@ class Stack:
     secret_id: str
     # The function's environment variables, as the template sets them.
     function_environment: dict[str, str]
+    # The parameter values the stack was provisioned with (defaults included).
+    parameters: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -67,9 +74,20 @@ class Stack:
         }
 
 
-def provision(token: str, template: dict[str, Any] | None = None) -> Stack:
-    """Create the template's resources under fresh names; boto3 reads the endpoint from env."""
+def provision(
+    token: str,
+    template: dict[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Stack:
+    """Create the template's resources under fresh names; boto3 reads the endpoint from env.
+
+    `parameters` override the template's defaults, as `sam deploy --parameter-overrides`
+    does. With ExistingBucketName set, the template creates no bucket: that bucket (the
+    user's own, created here unversioned if it does not exist yet) is the stack's bucket.
+    """
     template = template or load_template()
+    values = parameter_values(template, parameters)
+    template = apply_conditions(template, values)
     suffix = f"t{next(_names)}-{id(template) % 10000}"
     physical: dict[str, str] = {}
     for logical, resource in template["Resources"].items():
@@ -84,68 +102,158 @@ def provision(token: str, template: dict[str, Any] | None = None) -> Stack:
             physical[logical] = _queue(name, props)
         elif kind == "AWS::SecretsManager::Secret":
             physical[logical] = _secret(name, token)
-    environment = function_environment(template, physical)
+    environment = function_environment(template, physical, values)
     by_type = {r["Type"]: logical for logical, r in template["Resources"].items()}
+    existing = values.get("ExistingBucketName", "")
+    if "AWS::S3::Bucket" in by_type:
+        bucket = physical[by_type["AWS::S3::Bucket"]]
+    elif existing:
+        bucket = _existing_bucket(existing)
+    else:
+        raise ValueError("template.yaml creates no bucket and names no existing one")
     return Stack(
-        bucket=physical[by_type["AWS::S3::Bucket"]],
+        bucket=bucket,
         table_name=physical[by_type["AWS::DynamoDB::Table"]],
         queue_url=physical[by_type["AWS::SQS::Queue"]],
         secret_id=physical[by_type["AWS::SecretsManager::Secret"]],
         function_environment=environment,
+        parameters=values,
     )
 
 
-def function_environment(template: dict[str, Any], physical: dict[str, str]) -> dict[str, str]:
+def parameter_values(
+    template: dict[str, Any], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Every parameter's value: its Default, replaced by an override. Unknown names fail,
+    as they fail `sam deploy`, so a test cannot set a parameter the template lacks."""
+    declared = template.get("Parameters", {})
+    unknown = set(overrides or {}) - set(declared)
+    if unknown:
+        raise ValueError(f"template.yaml has no parameter {', '.join(sorted(unknown))}")
+    values = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
+    values.update({name: str(value) for name, value in (overrides or {}).items()})
+    return values
+
+
+_NO_VALUE = object()
+
+
+def apply_conditions(template: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of the template as CloudFormation sees it for these parameter values: resources
+    and outputs whose Condition is false are gone, every `Fn::If` is replaced by its chosen
+    branch and `AWS::NoValue` is removed from its map or list. Works on SAM templates and on
+    their transformed CloudFormation alike."""
+    document = copy.deepcopy(template)
+    conditions: dict[str, bool] = {}
+
+    def holds(name: str) -> bool:
+        if name not in conditions:
+            conditions[name] = bool(_evaluate(document["Conditions"][name], holds, values))
+        return conditions[name]
+
+    for section in ("Resources", "Outputs"):
+        entries = document.get(section, {})
+        for logical in [k for k, v in entries.items() if "Condition" in v]:
+            if holds(entries[logical]["Condition"]):
+                del entries[logical]["Condition"]
+            else:
+                del entries[logical]
+    for section in ("Resources", "Outputs", "Globals"):
+        if section in document:
+            document[section] = _choose(document[section], holds)
+    return document
+
+
+def _choose(value: Any, holds: Callable[[str], bool]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return _choose(when_true if holds(condition) else when_false, holds)
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        chosen = {key: _choose(item, holds) for key, item in value.items()}
+        return {key: item for key, item in chosen.items() if item is not _NO_VALUE}
+    if isinstance(value, list):
+        return [item for item in (_choose(x, holds) for x in value) if item is not _NO_VALUE]
+    return value
+
+
+def _evaluate(expression: Any, holds: Callable[[str], bool], values: Mapping[str, str]) -> Any:
+    if isinstance(expression, dict):
+        if "Fn::Not" in expression:
+            return not _evaluate(expression["Fn::Not"][0], holds, values)
+        if "Fn::And" in expression:
+            return all(_evaluate(x, holds, values) for x in expression["Fn::And"])
+        if "Fn::Or" in expression:
+            return any(_evaluate(x, holds, values) for x in expression["Fn::Or"])
+        if "Fn::Equals" in expression:
+            left, right = (_evaluate(x, holds, values) for x in expression["Fn::Equals"])
+            return str(left) == str(right)
+        if "Condition" in expression:
+            return holds(expression["Condition"])
+        if "Ref" in expression and expression["Ref"] in values:
+            return values[expression["Ref"]]
+        raise ValueError(f"cannot evaluate condition {expression} locally")
+    return expression
+
+
+def function_environment(
+    template: dict[str, Any],
+    physical: dict[str, str],
+    values: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The import function's Environment.Variables (Globals merged), resolved locally."""
-    functions = [r for r in template["Resources"].values() if r["Type"] == FUNCTION_TYPE]
-    if len(functions) != 1:
-        raise ValueError(f"template.yaml must declare one {FUNCTION_TYPE}, found {len(functions)}")
+    values = parameter_values(template) if values is None else values
+    template = apply_conditions(template, values)
+    function = _function(template)
     variables = {
         **template.get("Globals", {})
         .get("Function", {})
         .get("Environment", {})
         .get("Variables", {}),
-        **functions[0]["Properties"].get("Environment", {}).get("Variables", {}),
+        **function["Properties"].get("Environment", {}).get("Variables", {}),
     }
-    resolved = {name: _resolve(value, template, physical) for name, value in variables.items()}
+    lookup = {**values, **physical}
+    resolved = {name: _resolve(value, lookup) for name, value in variables.items()}
     return {name: str(value) for name, value in resolved.items() if value is not None}
 
 
-def _resolve(value: Any, template: dict[str, Any], physical: dict[str, str]) -> Any:
+def function_setting(
+    template: dict[str, Any],
+    name: str,
+    default: Any = None,
+    parameters: Mapping[str, str] | None = None,
+) -> Any:
+    """One of the function's properties (e.g. Timeout), Globals applied and resolved for
+    these parameter values (the defaults when none are given)."""
+    values = parameter_values(template, parameters)
+    template = apply_conditions(template, values)
+    properties = _function(template)["Properties"]
+    globals_ = template.get("Globals", {}).get("Function", {})
+    value = properties.get(name, globals_.get(name, default))
+    return _resolve(value, values)
+
+
+def _function(template: dict[str, Any]) -> dict[str, Any]:
+    functions = [r for r in template["Resources"].values() if r["Type"] == FUNCTION_TYPE]
+    if len(functions) != 1:
+        raise ValueError(f"template.yaml must declare one {FUNCTION_TYPE}, found {len(functions)}")
+    return functions[0]
+
+
+def _resolve(value: Any, lookup: Mapping[str, str]) -> Any:
+    """A value with its Refs to parameters and provisioned resources replaced (conditions
+    already applied)."""
     if not isinstance(value, dict):
         return value
     if "Ref" in value:
         ref = value["Ref"]
         if ref == "AWS::NoValue":
             return None
-        if ref in physical:
-            return physical[ref]
-        parameter = template.get("Parameters", {}).get(ref)
-        if parameter is not None:
-            return parameter.get("Default", "")
+        if ref in lookup:
+            return lookup[ref]
         raise ValueError(f"cannot resolve !Ref {ref} locally")
-    if "Fn::If" in value:
-        condition, when_true, when_false = value["Fn::If"]
-        chosen = when_true if _condition(condition, template, physical) else when_false
-        return _resolve(chosen, template, physical)
     raise ValueError(f"cannot resolve {value} locally")
-
-
-def _condition(name: str, template: dict[str, Any], physical: dict[str, str]) -> bool:
-    return bool(_evaluate(template["Conditions"][name], template, physical))
-
-
-def _evaluate(expression: Any, template: dict[str, Any], physical: dict[str, str]) -> Any:
-    if isinstance(expression, dict):
-        if "Fn::Not" in expression:
-            return not _evaluate(expression["Fn::Not"][0], template, physical)
-        if "Fn::Equals" in expression:
-            left, right = (_evaluate(x, template, physical) for x in expression["Fn::Equals"])
-            return left == right
-        if "Condition" in expression:
-            return _condition(expression["Condition"], template, physical)
-        return _resolve(expression, template, physical)
-    return expression
 
 
 def _bucket(name: str, props: dict[str, Any]) -> str:
@@ -163,6 +271,15 @@ def _table(name: str, props: dict[str, Any]) -> str:
         AttributeDefinitions=props["AttributeDefinitions"],
         BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
     )
+    return name
+
+
+def _existing_bucket(name: str) -> str:
+    s3 = boto3.client("s3")
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError:
+        s3.create_bucket(Bucket=name)
     return name
 
 

@@ -1,13 +1,23 @@
-"""template.yaml, as CloudFormation will see it after the SAM transform: least privilege."""
+"""template.yaml, as CloudFormation will see it after the SAM transform: least privilege,
+and every parameter doing what its description says.
+
+The template is translated once with aws-sam-translator; each test then applies the
+template's Conditions for the parameter values it deploys with (`apply_conditions`), as
+CloudFormation does, and reads the resources that result.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import re
+import tomllib
 from typing import Any
 
 import pytest
 from samtranslator.translator.transform import transform
 
-from local_stack.template import load_template
+from local_stack.template import ROOT, apply_conditions, load_template, parameter_values
 
 MANAGED = {
     name: f"arn:aws:iam::aws:policy/{path}{name}"
@@ -25,7 +35,27 @@ CALLS_THE_CODE_MAKES = {
     "dynamodb:UpdateItem",  # claim and finish
     "dynamodb:PutItem",  # SKIPPED records
     "sqs:SendMessage",  # dead letters (and Lambda's on-failure destination)
-    "secretsmanager:GetSecretValue",  # the token
+    "secretsmanager:GetSecretValue",  # the token (and the signing credentials, when set)
+}
+# What the pseudo parameters render as in these tests.
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "s3-to-wistia",
+}
+NEW_BUCKET = "s3-to-wistia-media-123456789012-us-east-1"
+SIGNING_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wistia-signer-AbCdEf"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
+# What the function's EMF metrics are published as (see importer/service.py).
+EMF_METRICS = {
+    "ImportsSubmitted",
+    "ImportsFailed",
+    "ImportsSkipped",
+    "WistiaRetries",
+    "VideoLimitReached",
+    "DuplicateDeliveries",
+    "LostAnswersRecovered",
 }
 
 
@@ -34,8 +64,8 @@ class _StaticPolicies:
         return MANAGED
 
 
-@pytest.fixture(scope="module")
-def resources() -> dict[str, Any]:
+@functools.cache
+def _translated() -> str:
     template = load_template()
     # What `sam package` does: local code folders become S3 artifacts.
     for resource in template["Resources"].values():
@@ -46,16 +76,61 @@ def resources() -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         cloudformation = transform(template, {}, _StaticPolicies())
-    found: dict[str, Any] = cloudformation["Resources"]
+    return json.dumps(cloudformation)
+
+
+def deployed(**parameters: str) -> dict[str, Any]:
+    """The CloudFormation resources a deploy with these parameter values creates."""
+    cloudformation = json.loads(_translated())
+    values = parameter_values(cloudformation, parameters)
+    resolved: dict[str, Any] = render(apply_conditions(cloudformation, values), values)
+    return resolved
+
+
+def render(value: Any, values: dict[str, str]) -> Any:
+    """Refs to parameters and pseudo parameters, and Fn::Sub, as text; a Ref or GetAtt of a
+    resource as "<Logical>" or "<Logical.Attribute>", so assertions read like the ARNs."""
+    if isinstance(value, list):
+        return [render(item, values) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        name = value["Ref"]
+        return values.get(name, PSEUDO.get(name, f"<{name}>"))
+    if set(value) == {"Fn::GetAtt"}:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if set(value) == {"Fn::Sub"}:
+        text, variables = value["Fn::Sub"], {}
+        if isinstance(text, list):
+            text, variables = text[0], {k: render(v, values) for k, v in text[1].items()}
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return f"<{name}>"
+            return str(render({"Ref": name}, values))
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+    return {key: render(item, values) for key, item in value.items()}
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    """The resources of a deploy with every parameter at its default."""
+    found: dict[str, Any] = deployed()["Resources"]
     return found
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {logical: r for logical, r in resources.items() if r["Type"] == kind}
 
 
 def _allow_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
     statements = []
-    for resource in resources.values():
-        if resource["Type"] != "AWS::IAM::Role":
-            continue
-        for policy in resource["Properties"].get("Policies", []):
+    for role in _of_type(resources, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 if statement["Effect"] == "Allow":
                     statements.append(statement)
@@ -66,27 +141,107 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_no_wildcard_actions_or_resources(resources: dict[str, Any]) -> None:
+def _grants(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """Every allowed action and the resources it is allowed on."""
+    grants: dict[str, set[str]] = {}
+    for statement in _allow_statements(resources):
+        for action in _as_list(statement["Action"]):
+            grants.setdefault(action, set()).update(_as_list(statement["Resource"]))
+    return grants
+
+
+def _function(resources: dict[str, Any]) -> dict[str, Any]:
+    [function] = _of_type(resources, "AWS::Lambda::Function").values()
+    properties: dict[str, Any] = function["Properties"]
+    return properties
+
+
+# --- least privilege -------------------------------------------------------------------------
+
+DEPLOYS = {
+    "defaults": {},
+    "existing bucket": {"ExistingBucketName": "their-media", "KeyPrefix": "in/"},
+    "signing secret": {"SigningCredentialsSecretArn": SIGNING_SECRET},
+    "alarms": {"AlarmEmail": "ops@example.com", "AlarmTopicArn": TOPIC},
+}
+
+
+@pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
+def test_no_wildcard_actions_or_resources(parameters: dict[str, str]) -> None:
+    resources = deployed(**parameters)["Resources"]
     for statement in _allow_statements(resources):
         for action in _as_list(statement["Action"]):
             assert "*" not in action, statement
         for resource in _as_list(statement["Resource"]):
             assert resource != "*", statement
+            assert not str(resource).endswith(":*"), statement
 
 
-def test_the_role_allows_exactly_what_the_code_calls(resources: dict[str, Any]) -> None:
-    actions = {
-        action
-        for statement in _allow_statements(resources)
-        for action in _as_list(statement["Action"])
+@pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
+def test_the_role_allows_exactly_what_the_code_calls(parameters: dict[str, str]) -> None:
+    assert set(_grants(deployed(**parameters)["Resources"])) == CALLS_THE_CODE_MAKES
+
+
+def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, Any]) -> None:
+    assert _grants(resources) == {
+        "s3:GetObject": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
+        "s3:GetObjectVersion": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
+        "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
+        "dynamodb:PutItem": {"<ImportsTable.Arn>"},
+        "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
+        "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
 
-    assert actions == CALLS_THE_CODE_MAKES
+
+def test_an_existing_bucket_is_the_only_bucket_the_function_reads() -> None:
+    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"])
+
+    assert grants["s3:GetObject"] == {"arn:aws:s3:::their-media/*"}
+    assert grants["s3:ListBucket"] == {"arn:aws:s3:::their-media"}
+
+
+def test_the_signing_secret_is_readable_only_when_configured() -> None:
+    default = deployed()["Resources"]
+    signing = deployed(SigningCredentialsSecretArn=SIGNING_SECRET)["Resources"]
+
+    assert _grants(default)["secretsmanager:GetSecretValue"] == {"<WistiaTokenSecret>"}
+    assert "SIGNING_CREDENTIALS_SECRET" not in _function(default)["Environment"]["Variables"]
+    assert _grants(signing)["secretsmanager:GetSecretValue"] == {
+        "<WistiaTokenSecret>",
+        SIGNING_SECRET,
+    }
+    variables = _function(signing)["Environment"]["Variables"]
+    assert variables["SIGNING_CREDENTIALS_SECRET"] == SIGNING_SECRET
+
+
+def test_only_eventbridge_may_invoke_through_its_rule_and_send_it_dead_letters(
+    resources: dict[str, Any],
+) -> None:
+    permissions = _of_type(resources, "AWS::Lambda::Permission").values()
+    by_principal = {p["Properties"]["Principal"]: p["Properties"] for p in permissions}
+    [policy] = _of_type(resources, "AWS::SQS::QueuePolicy").values()
+    allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert by_principal["events.amazonaws.com"]["SourceArn"] == (
+        "<ImportFunctionObjectCreatedInExistingBucket.Arn>"
+    )
+    # SAM's S3 event scopes S3's permission to the account (the bucket would be circular).
+    assert by_principal["s3.amazonaws.com"]["SourceAccount"] == "123456789012"
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": "<ImportFunctionObjectCreatedInExistingBucket.Arn>"}
+    }
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+# --- the function ----------------------------------------------------------------------------
 
 
 def test_the_function_runs_on_python_3_13_arm64_with_its_layer(resources: dict[str, Any]) -> None:
-    [function] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
-    props = function["Properties"]
+    props = _function(resources)
 
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
@@ -94,14 +249,58 @@ def test_the_function_runs_on_python_3_13_arm64_with_its_layer(resources: dict[s
     assert len(props["Layers"]) == 1
 
 
+def test_memory_timeout_and_log_retention_are_parameters() -> None:
+    default = deployed()["Resources"]
+    tuned = deployed(FunctionMemorySize="512", FunctionTimeout="300", LogRetentionInDays="365")
+
+    assert (_function(default)["MemorySize"], _function(default)["Timeout"]) == ("256", "60")
+    assert default["ImportFunctionLogGroup"]["Properties"]["RetentionInDays"] == "30"
+    function = _function(tuned["Resources"])
+    assert (function["MemorySize"], function["Timeout"]) == ("512", "300")
+    assert tuned["Resources"]["ImportFunctionLogGroup"]["Properties"]["RetentionInDays"] == "365"
+
+
+@pytest.mark.parametrize(("value", "reserved"), [("5", "5"), ("20", "20"), ("0", None), ("", None)])
+def test_reserved_concurrency_caps_the_function_unless_zero_or_empty(
+    value: str, reserved: str | None
+) -> None:
+    function = _function(deployed(ReservedConcurrency=value)["Resources"])
+
+    assert function.get("ReservedConcurrentExecutions") == reserved
+
+
+def test_reserved_concurrency_defaults_under_wistias_rate_limit() -> None:
+    parameter = load_template()["Parameters"]["ReservedConcurrency"]
+
+    assert parameter["Default"] == "5"
+    assert "600" in parameter["Description"]
+
+
+def test_wistia_settings_reach_the_function_only_when_set() -> None:
+    default = _function(deployed()["Resources"])["Environment"]["Variables"]
+    project_map = '{"clients/acme/":"abc123def4"}'
+    configured = _function(
+        deployed(WistiaProjectId="p1", WistiaProjectMap=project_map, PresignedUrlExpires="3600")[
+            "Resources"
+        ]
+    )["Environment"]["Variables"]
+
+    assert not {"WISTIA_PROJECT_ID", "WISTIA_PROJECT_MAP", "IMPORT_EXTENSIONS"} & set(default)
+    assert default["PRESIGNED_URL_EXPIRES"] == "21600"
+    assert configured["WISTIA_PROJECT_ID"] == "p1"
+    assert configured["WISTIA_PROJECT_MAP"] == project_map
+    assert configured["PRESIGNED_URL_EXPIRES"] == "3600"
+
+
 def test_failed_async_invocations_land_in_the_dead_letter_queue(resources: dict[str, Any]) -> None:
-    [config] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    [config] = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
     props = config["Properties"]
 
     assert props["MaximumRetryAttempts"] == 2
-    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
-    }
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == "<DeadLetterQueue.Arn>"
+
+
+# --- where the events come from --------------------------------------------------------------
 
 
 def test_the_bucket_notifies_the_function_of_every_created_object(
@@ -111,6 +310,166 @@ def test_the_bucket_notifies_the_function_of_every_created_object(
     [notification] = bucket["NotificationConfiguration"]["LambdaConfigurations"]
 
     assert notification["Event"] == "s3:ObjectCreated:*"
+    # S3 refuses filter rules with empty values: no prefix or suffix, no filter at all
+    assert "Filter" not in notification
+    # and the EventBridge rule for an existing bucket is there, switched off
+    assert resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]["State"] == (
+        "DISABLED"
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "rules"),
+    [
+        ({"KeyPrefix": "incoming/"}, [{"Name": "prefix", "Value": "incoming/"}]),
+        ({"KeySuffix": ".mp4"}, [{"Name": "suffix", "Value": ".mp4"}]),
+        (
+            {"KeyPrefix": "incoming/", "KeySuffix": ".mp4"},
+            [{"Name": "prefix", "Value": "incoming/"}, {"Name": "suffix", "Value": ".mp4"}],
+        ),
+    ],
+)
+def test_key_filters_on_a_new_bucket_are_s3_filter_rules(
+    parameters: dict[str, str], rules: list[dict[str, str]]
+) -> None:
+    bucket = deployed(**parameters)["Resources"]["MediaBucket"]["Properties"]
+    [notification] = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+
+    assert notification["Filter"] == {"S3Key": {"Rules": rules}}
+
+
+def test_an_existing_bucket_is_neither_created_nor_changed_and_eventbridge_delivers() -> None:
+    resources = deployed(ExistingBucketName="their-media")["Resources"]
+
+    assert _of_type(resources, "AWS::S3::Bucket") == {}
+    assert _of_type(resources, "AWS::S3::BucketPolicy") == {}
+    rule = resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]
+    assert rule["State"] == "ENABLED"
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["their-media"]}},
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == "<ImportFunction.Arn>"
+    assert target["DeadLetterConfig"] == {"Arn": "<DeadLetterQueue.Arn>"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "key"),
+    [
+        ({"KeyPrefix": "incoming/"}, [{"prefix": "incoming/"}]),
+        ({"KeySuffix": ".mp4"}, [{"suffix": ".mp4"}]),
+        ({"KeyPrefix": "incoming/", "KeySuffix": ".mp4"}, [{"wildcard": "incoming/*.mp4"}]),
+    ],
+)
+def test_key_filters_on_an_existing_bucket_are_in_the_event_pattern(
+    parameters: dict[str, str], key: list[dict[str, str]]
+) -> None:
+    resources = deployed(ExistingBucketName="their-media", **parameters)["Resources"]
+    pattern = resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]["EventPattern"]
+
+    assert pattern["detail"] == {"bucket": {"name": ["their-media"]}, "object": {"key": key}}
+
+
+def test_key_filters_allow_only_characters_s3_and_eventbridge_match_alike() -> None:
+    # EventBridge matches the key as S3 writes it into the event (URL-encoded), S3's filter
+    # rules match the key itself: the two agree only on characters that need no encoding.
+    parameters = load_template()["Parameters"]
+    for name in ("KeyPrefix", "KeySuffix"):
+        pattern = parameters[name]["AllowedPattern"]
+        assert re.fullmatch(pattern, "incoming/2026_q4-final.v2")
+        assert re.fullmatch(pattern, "")
+        for bad in ("my videos/", "a+b", "100%", "*.mp4", "é/"):
+            assert not re.fullmatch(pattern, bad), bad
+
+
+# --- watching it -----------------------------------------------------------------------------
+
+
+def _alarm(resources: dict[str, Any], metric: str) -> dict[str, Any]:
+    [alarm] = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if r["Properties"]["MetricName"] == metric
+    ]
+    return alarm
+
+
+def test_alarms_watch_dead_letters_and_function_errors(resources: dict[str, Any]) -> None:
+    depth = _alarm(resources, "ApproximateNumberOfMessagesVisible")
+    errors = _alarm(resources, "Errors")
+
+    assert depth["Namespace"] == "AWS/SQS"
+    assert depth["Dimensions"] == [{"Name": "QueueName", "Value": "<DeadLetterQueue.QueueName>"}]
+    assert (depth["Threshold"], depth["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert errors["Namespace"] == "AWS/Lambda"
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "<ImportFunction>"}]
+    assert (errors["Threshold"], errors["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert _alarm(resources, "DestinationDeliveryFailures")["Statistic"] == "Sum"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "actions"),
+    [
+        ({}, []),
+        ({"AlarmEmail": "ops@example.com"}, ["<AlarmTopic>"]),
+        ({"AlarmTopicArn": TOPIC}, [TOPIC]),
+        ({"AlarmEmail": "ops@example.com", "AlarmTopicArn": TOPIC}, ["<AlarmTopic>", TOPIC]),
+    ],
+)
+def test_alarms_notify_the_email_or_topic_given_and_nobody_otherwise(
+    parameters: dict[str, str], actions: list[str]
+) -> None:
+    resources = deployed(**parameters)["Resources"]
+
+    for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == actions
+        assert alarm["Properties"]["OKActions"] == actions
+    topics = _of_type(resources, "AWS::SNS::Topic")
+    if "AlarmEmail" in parameters:
+        [topic] = topics.values()
+        assert topic["Properties"]["Subscription"] == [
+            {"Protocol": "email", "Endpoint": "ops@example.com"}
+        ]
+    else:
+        assert topics == {}
+
+
+def test_the_dashboard_shows_the_functions_metrics_dead_letters_and_health(
+    resources: dict[str, Any],
+) -> None:
+    [dashboard] = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(dashboard["Properties"]["DashboardBody"])
+    metrics = [
+        tuple(m for m in metric if not isinstance(m, dict))
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for metric in widget["properties"]["metrics"]
+    ]
+    service = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+
+    emf = {m[1] for m in metrics if m[0] == service["POWERTOOLS_METRICS_NAMESPACE"]}
+    assert emf == EMF_METRICS
+    assert all(
+        m[2:] == ("service", service["POWERTOOLS_SERVICE_NAME"])
+        for m in metrics
+        if m[0] == "S3ToWistia"
+    )
+    assert (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        "<DeadLetterQueue.QueueName>",
+    ) in metrics
+    lambda_metrics = {m[1] for m in metrics if m[0] == "AWS/Lambda"}
+    assert {"Errors", "Throttles", "Duration"} <= lambda_metrics
+    assert all(
+        m[2:] == ("FunctionName", "<ImportFunction>") for m in metrics if m[0] == "AWS/Lambda"
+    )
+
+
+# --- state -----------------------------------------------------------------------------------
 
 
 def test_stateful_resources_are_encrypted_and_recoverable(resources: dict[str, Any]) -> None:
@@ -122,5 +481,35 @@ def test_stateful_resources_are_encrypted_and_recoverable(resources: dict[str, A
     }
     assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["DeletionPolicy"] == "Retain"
+    assert queue["DeletionPolicy"] == "Retain"
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
     assert queue["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def test_outputs_name_the_bucket_in_use_and_how_events_reach_the_function() -> None:
+    new = deployed()["Outputs"]
+    existing = deployed(ExistingBucketName="their-media")["Outputs"]
+
+    assert new["BucketName"]["Value"] == "<MediaBucket>"
+    assert existing["BucketName"]["Value"] == "their-media"
+    assert "EventBridge" in existing["EventSource"]["Value"]
+    assert "their-media" in existing["EventSource"]["Value"]
+    assert "AlarmTopicArn" not in new
+    assert "AlarmTopicArn" in deployed(AlarmEmail="ops@example.com")["Outputs"]
+
+
+# --- deploying it ----------------------------------------------------------------------------
+
+
+def test_samconfig_deploys_with_safe_defaults_and_the_users_region() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+
+    assert config["default"]["global"]["parameters"]["stack_name"] == "s3-to-wistia"
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["confirm_changeset"] is True
+    assert deploy["resolve_s3"] is True
+    # the region comes from the user's AWS configuration, never from the repository
+    assert not any(
+        "region" in section.get("parameters", {}) for section in config["default"].values()
+    )

@@ -175,7 +175,11 @@ class Records:
             self._db.put_item(
                 TableName=self._table,
                 Item={**self._key(obj), **{k: _serializer.serialize(v) for k, v in item.items()}},
-                ConditionExpression="attribute_not_exists(object_uri)",
+                # A record handed back for a retry (or reopened by redrive) may be skipped
+                # now, e.g. after the extension filter changed; any other decision stands.
+                ConditionExpression="attribute_not_exists(object_uri) OR #status = :pending_retry",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending_retry": {"S": Status.PENDING_RETRY.value}},
             )
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":

@@ -1,0 +1,65 @@
+"""The deploy and operate targets parse and call SAM CLI as documented (`make -n` only: they
+need AWS, or Docker for `make invoke`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from local_stack.template import ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def dry_run(*arguments: str) -> str:
+    finished = subprocess.run(  # noqa: S603 - make, with our own arguments
+        ["make", "-n", *arguments],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    # One line per command, continuation lines joined, as the shell runs it.
+    return finished.stdout.replace("\\\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["deploy"], ".venv-sam/bin/sam deploy"),
+        (
+            ["deploy", "STACK=media-staging", 'PARAMS=WistiaProjectMap="{\\"a/\\":\\"p1\\"}"'],
+            "sam deploy  --stack-name media-staging --parameter-overrides "
+            '\'WistiaProjectMap="{\\"a/\\":\\"p1\\"}"\'',
+        ),
+        (["outputs", "CONFIG_ENV=staging"], "sam list stack-outputs --config-env staging"),
+        (
+            ["invoke", "EVENT=events/s3-object-created.json"],
+            'sam local invoke ImportFunction --event "events/s3-object-created.json"',
+        ),
+        (["logs", "FILTER=ERROR"], "sam logs --name ImportFunction --tail"),
+        (["delete"], ".venv-sam/bin/sam delete"),
+        (
+            ["redrive", "DRY_RUN=1", "MAX=5"],
+            "PYTHONPATH=functions/importer:functions/tools .venv/bin/python -m redrive",
+        ),
+    ],
+)
+def test_deploy_and_operate_targets_parse(arguments: list[str], expected: str) -> None:
+    assert expected in dry_run(*arguments)
+
+
+def test_redrive_passes_its_options() -> None:
+    command = " ".join(dry_run("redrive", "DRY_RUN=1", "MAX=5", "STACK=media").split())
+
+    assert "-m redrive --stack media --dry-run --max 5" in command
+
+
+def test_deploy_builds_first() -> None:
+    output = dry_run("deploy")
+
+    assert output.index("sam build") < output.index("sam deploy")
