@@ -18,6 +18,12 @@ from importer.model import WistiaAnswer
 
 MAX_NAME_LENGTH = 255
 VIDEO_LIMIT_WORDS = "video limit"
+# Wistia's words are kept for people to read, not whole: a record must stay far below
+# DynamoDB's 400 KB item limit and a dead letter below SQS's 256 KiB.
+MAX_REASON_CHARS = 1000
+MAX_STORED_ANSWER_CHARS = 32_000
+# What the record keeps of an oversized media answer.
+MEDIA_FIELDS = ("id", "hashed_id", "name", "type", "created", "updated", "duration", "progress")
 
 
 def extension_of(key: str) -> str:
@@ -106,7 +112,32 @@ def wistia_error_message(body: Any) -> str | None:
     return None
 
 
+def bounded(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "... (truncated)"
+
+
+def storable_answer(body: Any) -> Any:
+    """Wistia's answer as the record keeps it: whole when small, else its core fields
+    (a media object) or its first characters (anything else)."""
+    if len(json.dumps(body, default=str)) <= MAX_STORED_ANSWER_CHARS:
+        return body
+    if isinstance(body, dict):
+        return {k: body[k] for k in MEDIA_FIELDS if k in body} | {"truncated": True}
+    return bounded(str(body), MAX_STORED_ANSWER_CHARS)
+
+
 def judge(answer: WistiaAnswer) -> Verdict:
+    verdict = _judge(answer)
+    return Verdict(
+        verdict.accepted,
+        verdict.retryable,
+        bounded(verdict.reason),
+        storable_answer(verdict.body),
+        verdict.video_limit,
+    )
+
+
+def _judge(answer: WistiaAnswer) -> Verdict:
     body = parse_body(answer)
     status = answer.status
     if status == 200:

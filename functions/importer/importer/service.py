@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from importer.adapters.records import AlreadyHandled, Claim, Records, iso, iso_now
 from importer.adapters.secrets import TokenSource
@@ -19,8 +19,9 @@ from importer.adapters.storage import ObjectGone, Storage
 from importer.adapters.wistia import WistiaClient, WistiaUnreachable
 from importer.config import Settings
 from importer.errors import PermanentError, RetryableError
-from importer.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from importer.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status, WistiaAnswer
 from importer.rules import (
+    Verdict,
     judge,
     media_name,
     parse_body,
@@ -45,6 +46,8 @@ class Tries:
     # Submissions whose answer never came: Wistia may hold a media for them.
     unanswered: int = 0
     first_submit_at: str | None = None
+    # The last unanswered submission timed out: Wistia may still be working on it.
+    still_working: bool = False
 
 
 class DeadLetterSink(Protocol):
@@ -108,45 +111,62 @@ class Importer:
         deadline: float,
     ) -> Outcome:
         tries = Tries(unanswered=claim.earlier_attempts, first_submit_at=claim.first_submit_at)
+        looks_first = self.settings.lookup_before_resubmit
         refresh_token = False
         while True:
             tries.count += 1
+            lost = answer = None
             try:
                 token = self.tokens.get(refresh=refresh_token)
-                if tries.unanswered and self.settings.lookup_before_resubmit:
+                if tries.unanswered and looks_first:
                     lost = self._find_lost_import(form, token, tries)
-                    if lost is not None:
-                        return self._submitted(obj, claim, lost, presigned, tries, recovered=True)
-                tries.first_submit_at = tries.first_submit_at or iso(self.clock())
-                answer = self.wistia.import_url(form, token)
+                if lost is None and not (tries.still_working and looks_first):
+                    tries.first_submit_at = tries.first_submit_at or iso(self.clock())
+                    answer = self.wistia.import_url(form, token)
+                    verdict = self._judged(answer)
             except PermanentError as error:
+                if error.http_status == 401 and not refresh_token:
+                    # The token may have been rotated since it was cached: read it once more.
+                    self.log.info("Wistia rejected the cached token; reading the secret again")
+                    refresh_token = True
+                    continue
                 return self._fail(obj, claim, error, tries.count)
             except (WistiaUnreachable, RetryableError) as error:
                 if isinstance(error, WistiaUnreachable) and error.maybe_received:
                     tries.unanswered += 1
+                    tries.still_working = error.still_working
                 self._wait_or_give_up(obj, claim, str(error), tries, None, deadline)
                 continue
-            verdict = judge(answer)
+            if lost is not None:
+                return self._submitted(obj, claim, lost, presigned, tries, recovered=True)
+            if answer is None:
+                # Wistia timed out holding the whole request and may yet create the media:
+                # resubmitting now could make a second one. Hand the object back; the next
+                # delivery, a minute on, looks again first.
+                self._give_up(obj, claim, "Wistia may still be creating the media", tries)
             if verdict.accepted:
                 return self._submitted(obj, claim, verdict.body, presigned, tries)
-            if answer.status == 401 and not refresh_token:
-                # The token may have been rotated since Powertools cached it: read it once more.
-                refresh_token = True
-                self.log.info("Wistia rejected the cached token; reading the secret again")
-                continue
-            if not verdict.retryable:
-                if verdict.video_limit:
-                    self._count("VideoLimitReached")
-                refusal = PermanentError(verdict.reason, answer.status, verdict.body)
-                return self._fail(obj, claim, refusal, tries.count)
+            if answer.status == 200:
+                tries.unanswered += 1  # Wistia accepted something we cannot read: look first
             retry_after = parse_retry_after(answer.retry_after, self.clock())
             self._wait_or_give_up(obj, claim, verdict.reason, tries, retry_after, deadline)
+
+    def _judged(self, answer: WistiaAnswer) -> Verdict:
+        """Wistia's answer judged; a permanent refusal is raised as PermanentError."""
+        verdict = judge(answer)
+        if not (verdict.accepted or verdict.retryable):
+            if verdict.video_limit:
+                self._count("VideoLimitReached")
+            raise PermanentError(verdict.reason, answer.status, verdict.body)
+        return verdict
 
     def _find_lost_import(
         self, form: dict[str, str], token: str, tries: Tries
     ) -> dict[str, Any] | None:
         """The media an earlier, unanswered submission created at Wistia, if any."""
         answer = self.wistia.list_medias(form["name"], form.get("project_id"), token)
+        if answer.status == 401:
+            raise PermanentError(judge(answer).reason, 401, judge(answer).body)
         if answer.status != 200:
             raise RetryableError(
                 f"could not look for a lost import in Wistia's media list ({answer.status})"
@@ -171,18 +191,20 @@ class Importer:
         """Sleep before the next attempt, or hand the object back to Lambda's retries."""
         delay = retry_delay(tries.count, retry_after, self.random_fraction())
         if tries.count >= self.settings.max_attempts or self.clock() + delay > deadline:
-            self.log.warning(
-                "giving the import back for a later retry", reason=reason, attempts=tries.count
-            )
-            self.records.release(obj, claim, reason, tries.unanswered, tries.first_submit_at)
-            raise RetryableError(
-                f"{reason}; gave up after {tries.count} attempt(s) in this invocation"
-            )
+            self._give_up(obj, claim, reason, tries)
         self._count("WistiaRetries")
         self.log.info(
             "retrying the import", reason=reason, attempt=tries.count, delay_seconds=round(delay, 2)
         )
         self.sleep(delay)
+
+    def _give_up(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
+        """Hand the object back for a later delivery, remembering unanswered submissions."""
+        self.log.warning(
+            "giving the import back for a later retry", reason=reason, attempts=tries.count
+        )
+        self.records.release(obj, claim, reason, tries.unanswered, tries.first_submit_at)
+        raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
     def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
         meta = info.metadata

@@ -114,10 +114,15 @@ class Records:
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB claim failed: {error}") from error
         old = _plain(answer.get("Attributes") or {})
+        unanswered = int(old.get("unanswered_submits", 0))
+        first_submit_at = old.get("first_submit_at")
+        if old.get("status") == Status.IN_PROGRESS.value:
+            # Taking over an invocation that died holding the claim: it may have submitted
+            # the import before it died, so the media must be looked for first.
+            unanswered = max(unanswered, 1)
+            first_submit_at = first_submit_at or old.get("updated_at")
         return Claim(
-            claim_id=claim_id,
-            earlier_attempts=int(old.get("unanswered_submits", 0)),
-            first_submit_at=old.get("first_submit_at"),
+            claim_id=claim_id, earlier_attempts=unanswered, first_submit_at=first_submit_at
         )
 
     def record_skipped(self, obj: ObjectRef, reason: str) -> None:

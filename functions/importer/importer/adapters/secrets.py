@@ -54,7 +54,16 @@ class TokenSource:
 
     def get(self, refresh: bool = False) -> str:
         raw = self._reader.read(self._secret_id, self._max_age, refresh)
-        return token_from_secret(raw, self._secret_id)
+        try:
+            return token_from_secret(raw, self._secret_id)
+        except PermanentError:
+            if refresh:
+                raise
+            # An unusable value may have been fixed since it was cached (say, just before
+            # a redrive): read the secret again before failing the object for good.
+            return token_from_secret(
+                self._reader.read(self._secret_id, self._max_age, refresh=True), self._secret_id
+            )
 
 
 def token_from_secret(raw: object, secret_id: str) -> str:

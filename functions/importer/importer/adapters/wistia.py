@@ -28,10 +28,12 @@ class WistiaUnreachable(Exception):
     dropped or timed out after sending): Wistia may have created the media anyway.
     """
 
-    def __init__(self, reason: str, maybe_received: bool) -> None:
+    def __init__(self, reason: str, maybe_received: bool, still_working: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.maybe_received = maybe_received
+        # Timed out waiting: Wistia had the whole request and may still be creating the media.
+        self.still_working = still_working
 
 
 class WistiaClient:
@@ -86,7 +88,7 @@ class WistiaClient:
                 f"could not connect to Wistia: {_reason(error)}", False
             ) from error
         except ReadTimeoutError as error:
-            raise WistiaUnreachable("Wistia did not answer in time", True) from error
+            raise WistiaUnreachable("Wistia did not answer in time", True, True) from error
         except (ProtocolError, HTTPError) as error:
             raise WistiaUnreachable(
                 f"connection to Wistia dropped: {_reason(error)}", True
