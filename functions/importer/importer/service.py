@@ -13,7 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from importer.adapters.records import AlreadyHandled, Claim, Records, iso, iso_now
+from importer.adapters.records import (
+    AlreadyHandled,
+    Claim,
+    Records,
+    iso,
+    iso_now,
+    iso_precise,
+    parse_iso,
+)
 from importer.adapters.secrets import TokenSource
 from importer.adapters.storage import ObjectGone, Storage
 from importer.adapters.wistia import WistiaClient, WistiaUnreachable
@@ -36,6 +44,8 @@ from importer.rules import (
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
+# How long after a timed-out submission Wistia may still create its media.
+SETTLE_SECONDS = 30.0
 
 
 @dataclass
@@ -46,8 +56,9 @@ class Tries:
     # Submissions whose answer never came: Wistia may hold a media for them.
     unanswered: int = 0
     first_submit_at: str | None = None
-    # The last unanswered submission timed out: Wistia may still be working on it.
-    still_working: bool = False
+    # When a submission last timed out: Wistia had the whole request and may still be
+    # creating the media, so nobody submits again until SETTLE_SECONDS have passed.
+    timed_out_at: str | None = None
 
 
 class DeadLetterSink(Protocol):
@@ -110,7 +121,11 @@ class Importer:
         presigned: PresignedUrl,
         deadline: float,
     ) -> Outcome:
-        tries = Tries(unanswered=claim.earlier_attempts, first_submit_at=claim.first_submit_at)
+        tries = Tries(
+            unanswered=claim.earlier_attempts,
+            first_submit_at=claim.first_submit_at,
+            timed_out_at=claim.timed_out_at,
+        )
         looks_first = self.settings.lookup_before_resubmit
         refresh_token = False
         while True:
@@ -120,7 +135,7 @@ class Importer:
                 token = self.tokens.get(refresh=refresh_token)
                 if tries.unanswered and looks_first:
                     lost = self._find_lost_import(form, token, tries)
-                if lost is None and not (tries.still_working and looks_first):
+                if lost is None and not (looks_first and self._may_still_be_working(tries)):
                     tries.first_submit_at = tries.first_submit_at or iso(self.clock())
                     answer = self.wistia.import_url(form, token)
                     verdict = self._judged(answer)
@@ -134,7 +149,8 @@ class Importer:
             except (WistiaUnreachable, RetryableError) as error:
                 if isinstance(error, WistiaUnreachable) and error.maybe_received:
                     tries.unanswered += 1
-                    tries.still_working = error.still_working
+                    if error.still_working:
+                        tries.timed_out_at = iso_precise(self.clock())
                 self._wait_or_give_up(obj, claim, str(error), tries, None, deadline)
                 continue
             if lost is not None:
@@ -150,6 +166,11 @@ class Importer:
                 tries.unanswered += 1  # Wistia accepted something we cannot read: look first
             retry_after = parse_retry_after(answer.retry_after, self.clock())
             self._wait_or_give_up(obj, claim, verdict.reason, tries, retry_after, deadline)
+
+    def _may_still_be_working(self, tries: Tries) -> bool:
+        if tries.timed_out_at is None:
+            return False
+        return self.clock() - parse_iso(tries.timed_out_at) < SETTLE_SECONDS
 
     def _judged(self, answer: WistiaAnswer) -> Verdict:
         """Wistia's answer judged; a permanent refusal is raised as PermanentError."""
@@ -203,7 +224,9 @@ class Importer:
         self.log.warning(
             "giving the import back for a later retry", reason=reason, attempts=tries.count
         )
-        self.records.release(obj, claim, reason, tries.unanswered, tries.first_submit_at)
+        self.records.release(
+            obj, claim, reason, tries.unanswered, tries.first_submit_at, tries.timed_out_at
+        )
         raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
     def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:

@@ -42,6 +42,8 @@ class Claim:
     # Submissions made by earlier invocations whose answer never came back (see WistiaClient).
     earlier_attempts: int
     first_submit_at: str | None
+    # When an earlier invocation's submission last timed out (Wistia may still be at it).
+    timed_out_at: str | None = None
 
 
 class AlreadyHandled(Exception):
@@ -58,6 +60,16 @@ class ClaimedElsewhere(RetryableError):
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_precise(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def iso(epoch: float) -> str:
@@ -122,7 +134,10 @@ class Records:
             unanswered = max(unanswered, 1)
             first_submit_at = first_submit_at or old.get("updated_at")
         return Claim(
-            claim_id=claim_id, earlier_attempts=unanswered, first_submit_at=first_submit_at
+            claim_id=claim_id,
+            earlier_attempts=unanswered,
+            first_submit_at=first_submit_at,
+            timed_out_at=old.get("timed_out_at"),
         )
 
     def record_skipped(self, obj: ObjectRef, reason: str) -> None:
@@ -166,12 +181,15 @@ class Records:
         reason: str,
         unanswered_submits: int,
         first_submit_at: str | None = None,
+        timed_out_at: str | None = None,
     ) -> None:
         """Hand the object back for a later retry, remembering submissions of unknown fate,
         so the retry looks for the media they may have created before submitting again."""
         fields: dict[str, Any] = {"error": reason, "unanswered_submits": unanswered_submits}
         if first_submit_at is not None:
             fields["first_submit_at"] = first_submit_at
+        if timed_out_at is not None:
+            fields["timed_out_at"] = timed_out_at
         self.finish(obj, claim, Status.PENDING_RETRY, fields)
 
     def _put(self, obj: ObjectRef, fields: dict[str, Any]) -> None:
