@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test run build bench emulator clean \
+.PHONY: help install lint test run build bench reliability emulator clean \
 	deploy outputs invoke logs delete redrive
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
@@ -66,6 +66,9 @@ run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + 
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md
 	PYTHONPATH=functions/importer:tests $(PY) -m bench
+
+reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min)
+	PYTHONPATH=functions/importer:functions/tools:tests $(PY) -m reliability
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
 	PYTHONPATH=tests $(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)

@@ -23,6 +23,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.s3 import notifications as s3_notifications
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from local_stack.aws_faults import AwsFaults, FaultInjection
 from local_stack.presign_check import PresignedUrlCheck, SigningKey
 
 REGION = "us-east-1"
@@ -76,10 +77,15 @@ class LocalAws:
         }
         # Seconds added to S3's clock, so tests can see a URL outlive its credentials.
         self.clock_skew = 0.0
-        app = PresignedUrlCheck(
-            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
-            self.signing_keys,
-            clock=lambda: time.time() + self.clock_skew,
+        # Injected AWS errors (aws_faults.py); None, the default, lets every request through.
+        self.faults: AwsFaults | None = None
+        app = FaultInjection(
+            PresignedUrlCheck(
+                AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
+                self.signing_keys,
+                clock=lambda: time.time() + self.clock_skew,
+            ),
+            lambda: self.faults,
         )
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

@@ -1,0 +1,314 @@
+"""The scenarios: each fault alone, all of them at once, a bulk sync at the rate limit, bad
+input and bad configuration.
+
+Wistia's faults are the emulator's (a share of requests, reproducible by seed); AWS's are
+aws_faults' (a share of DynamoDB, SQS or S3 calls answered with AWS's own errors).
+Durations are scaled down: a Lambda timeout of 10 s, retries 1 and 2 s later (Lambda waits 1
+and 2 minutes), a read timeout of 0.4 s against answers 1.2 s late, a rate window of 2 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from local_stack.aws_faults import AwsFault
+from reliability.suite import Scenario
+from wistia_emulator import Fault
+
+LATE = 1.2  # seconds an answer takes when it comes later than the read timeout
+VERY_LATE = 2.5  # ... and when a repeat delivery has time to arrive before it
+SHORT_READ_TIMEOUT = 0.4
+
+
+def wistia(
+    kind: str,
+    probability: float,
+    seed: int,
+    status: int = 503,
+    seconds: float = 0.0,
+    method: str = "POST",
+    path: str = "/",
+) -> Fault:
+    """A fault on a share of the Upload API's POSTs (or of other requests)."""
+    return Fault(
+        kind=kind,
+        probability=probability,
+        seed=seed,
+        status=status,
+        seconds=seconds,
+        match_method=method,
+        match_path=path,
+    )
+
+
+def fast(scenario: Scenario) -> Scenario:
+    """Lambda's retries sooner, its timeout shorter and 4 instances, for the `make test`
+    subset."""
+    return replace(
+        scenario, retry_delays=(0.5, 1.0), lambda_timeout=8.0, known_gaps=False, instances=4
+    )
+
+
+def ambiguous_pair(
+    name: str, about: str, objects: int, fault: Fault, read_timeout: float
+) -> list[Scenario]:
+    """The same run (same seed, same faults) with the lookup before resubmitting on and off."""
+    base = Scenario(
+        name=f"{name}, lookup on",
+        about=about,
+        objects=objects,
+        seed=11,
+        wistia_faults=(fault,),
+        read_timeout=read_timeout,
+    )
+    return [
+        base,
+        replace(base, name=f"{name}, lookup off", lookup=False, duplicates_measured=True),
+    ]
+
+
+def full(
+    objects: int = 500, bulk_objects: int = 1500, bulk_limit: int = 30, bulk_window: float = 2.0
+) -> list[Scenario]:
+    """The full run: `objects` in the mixed scenario, a sixth of it in each single fault."""
+    single = max(60, objects // 6)
+    scenarios = [
+        Scenario(
+            name="duplicates + reordering",
+            about="S3 delivers 30% of the notifications twice, shuffled; 10% of the objects "
+            "name a project Wistia does not have (permanent 400)",
+            objects=single,
+            failing_share=0.1,
+        ),
+        Scenario(
+            name="Wistia 5xx",
+            about="35% of the imports answered 500, 502 or 503",
+            objects=single,
+            seed=2,
+            wistia_faults=(
+                wistia("status", 0.15, 21, status=500),
+                wistia("status", 0.10, 22, status=502),
+                wistia("status", 0.10, 23, status=503),
+            ),
+        ),
+        Scenario(
+            name="dropped connections",
+            about="25% of the imports: the connection closes before Wistia acts",
+            objects=single,
+            seed=3,
+            wistia_faults=(wistia("drop", 0.25, 31),),
+        ),
+        *ambiguous_pair(
+            "lost answers",
+            about="20% of the imports: Wistia creates the media, the answer is lost",
+            objects=single,
+            fault=wistia("drop_after_create", 0.2, 41),
+            read_timeout=2.0,
+        ),
+        *ambiguous_pair(
+            "late answers",
+            about=f"20% of the imports answered after {LATE} s, the read timeout is "
+            f"{SHORT_READ_TIMEOUT} s (Wistia creates the media when it answers)",
+            objects=single,
+            fault=wistia("latency", 0.2, 51, seconds=LATE),
+            read_timeout=SHORT_READ_TIMEOUT,
+        ),
+        Scenario(
+            name="late answers, repeats close behind",
+            about=f"every object delivered twice, the repeat 0.5 to 2 s behind the first; 20% of "
+            f"the imports answered after {VERY_LATE} s, the read timeout is "
+            f"{SHORT_READ_TIMEOUT} s (lookup on)",
+            objects=single,
+            seed=15,
+            duplicate_share=1.0,
+            repeats_close_behind=True,
+            wistia_faults=(wistia("latency", 0.2, 151, seconds=VERY_LATE),),
+            read_timeout=SHORT_READ_TIMEOUT,
+        ),
+        Scenario(
+            name="429 storms",
+            about="rate limit 20 requests / 2 s, and two storms: the next 16 requests answered "
+            "429 with Retry-After: 2",
+            objects=single,
+            seed=6,
+            rate_limit=20,
+            rate_window=2.0,
+            storms_at=(0.3, 0.6),
+            storm_size=16,
+            no_rate_limit_dead_letters=True,
+        ),
+        Scenario(
+            name="token rotated",
+            about="the API token is rotated (secret, then Wistia) after 40% of the deliveries",
+            objects=single,
+            seed=7,
+            rotate_token_at=0.4,
+        ),
+        Scenario(
+            name="DynamoDB failing",
+            about="25% of DynamoDB calls answer 500 or ThrottlingException, 5% of the updates "
+            "answer 500 after they were applied, and half of the writes that record SUBMITTED fail",
+            objects=single,
+            seed=8,
+            aws_faults=(
+                AwsFault("dynamodb", probability=0.15, seed=81),
+                AwsFault.throttling("dynamodb", probability=0.10, seed=82),
+                AwsFault(
+                    "dynamodb",
+                    operation="UpdateItem",
+                    body_contains='"SUBMITTED"',
+                    probability=0.5,
+                    seed=83,
+                ),
+                AwsFault(
+                    "dynamodb",
+                    operation="UpdateItem",
+                    probability=0.05,
+                    seed=84,
+                    after_applying=True,
+                ),
+            ),
+        ),
+        Scenario(
+            name="SQS failing",
+            about="60% of SendMessage calls answer 503; 20% of the objects fail for good "
+            "and must reach the dead-letter queue",
+            objects=single,
+            seed=9,
+            failing_share=0.2,
+            aws_faults=(
+                AwsFault.unavailable("sqs", operation="SendMessage", probability=0.6, seed=91),
+            ),
+        ),
+        Scenario(
+            name="dead-letter queue down",
+            about="the dead-letter queue refuses every message from 10% to 70% of the run; "
+            "20% of the objects fail for good",
+            objects=single,
+            seed=10,
+            failing_share=0.2,
+            dlq_outage=(0.1, 0.7),
+        ),
+        mixed(objects),
+        Scenario(
+            name="bulk sync at the rate limit",
+            about=f"{bulk_objects} objects, no faults, account limit {bulk_limit} requests / "
+            f"{bulk_window:g} s",
+            objects=bulk_objects,
+            seed=12,
+            duplicate_share=0.0,
+            rate_limit=bulk_limit,
+            rate_window=bulk_window,
+            # The emulator fetches nothing during the sync, so its work does not slow the
+            # function's: the other scenarios check the fetches.
+            processing_delay=3600.0,
+            no_rate_limit_dead_letters=True,
+            report_rate=True,
+            timeout=600.0,
+        ),
+        Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=13),
+        Scenario(
+            name="bad configuration",
+            about="",
+            objects=max(30, objects // 15),
+            kind="bad-config",
+            seed=14,
+        ),
+    ]
+    return scenarios
+
+
+def mixed(objects: int, seed: int = 5) -> Scenario:
+    return Scenario(
+        name="everything at once",
+        about="30% duplicates; Wistia 5xx, drops, lost and late answers, 429s and a storm; "
+        "the token rotated; DynamoDB, SQS and S3 errors; the dead-letter queue down for a while",
+        objects=objects,
+        seed=seed,
+        failing_share=0.05,
+        wistia_faults=(
+            wistia("status", 0.05, seed * 10 + 1, status=503),
+            wistia("drop", 0.04, seed * 10 + 2),
+            wistia("drop_after_create", 0.04, seed * 10 + 3),
+            wistia("latency", 0.03, seed * 10 + 4, seconds=LATE),
+            wistia("status", 0.1, seed * 10 + 9, status=503, method="GET", path="/v1/*"),
+        ),
+        read_timeout=SHORT_READ_TIMEOUT,
+        rate_limit=30,
+        rate_window=2.0,
+        storms_at=(0.5,),
+        rotate_token_at=0.35,
+        aws_faults=(
+            AwsFault("dynamodb", probability=0.08, seed=seed * 10 + 5),
+            AwsFault.throttling("dynamodb", probability=0.05, seed=seed * 10 + 6),
+            AwsFault.unavailable(
+                "sqs", operation="SendMessage", probability=0.3, seed=seed * 10 + 7
+            ),
+            AwsFault.throttling("s3", operation="HEAD", probability=0.1, seed=seed * 10 + 8),
+        ),
+        dlq_outage=(0.6, 0.8),
+        no_rate_limit_dead_letters=True,
+    )
+
+
+def quick(objects: int = 60) -> list[Scenario]:
+    """The fast subset `make test` runs: each family of faults once, no known gap."""
+    scenarios = [
+        Scenario(
+            name="duplicates + Wistia faults",
+            about="30% duplicates, reordered; Wistia 5xx, drops and lost answers (lookup on); "
+            "10% of the objects fail for good",
+            objects=objects,
+            seed=101,
+            failing_share=0.1,
+            wistia_faults=(
+                wistia("status", 0.1, 1011, status=503),
+                wistia("drop", 0.08, 1012),
+                wistia("drop_after_create", 0.1, 1013),
+            ),
+        ),
+        Scenario(
+            name="429 storm + token rotated",
+            about="rate limit 40 / 2 s, a storm of 8 429s (Retry-After: 1), the token rotated "
+            "mid-run",
+            objects=objects,
+            seed=102,
+            rate_limit=40,
+            rate_window=2.0,
+            storms_at=(0.3,),
+            storm_size=8,
+            storm_retry_after=1,
+            rotate_token_at=0.5,
+            no_rate_limit_dead_letters=True,
+        ),
+        Scenario(
+            name="AWS failing",
+            about="DynamoDB claims and SQS sends failing, then the dead-letter queue down; "
+            "20% of the objects fail for good",
+            objects=objects,
+            seed=103,
+            failing_share=0.2,
+            aws_faults=(
+                # Claims only: a failed SUBMITTED write is a known bug, shown on its own.
+                AwsFault(
+                    "dynamodb",
+                    operation="UpdateItem",
+                    body_contains=":in_progress",
+                    probability=0.2,
+                    seed=1031,
+                ),
+                AwsFault.throttling(
+                    "dynamodb",
+                    operation="UpdateItem",
+                    body_contains=":in_progress",
+                    probability=0.2,
+                    seed=1032,
+                ),
+                AwsFault.unavailable("sqs", operation="SendMessage", probability=0.4, seed=1033),
+            ),
+            dlq_outage=(0.2, 0.5),
+        ),
+        Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=104),
+        Scenario(name="bad configuration", about="", objects=12, kind="bad-config", seed=105),
+    ]
+    return [fast(scenario) for scenario in scenarios]
