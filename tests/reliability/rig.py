@@ -36,12 +36,6 @@ TOOLS = ROOT / "functions" / "tools"
 TOKEN = "reliability-token-0001"
 ROTATED_TOKEN = "reliability-token-0002-rotated"
 SETTLE_SECONDS = 20.0
-# The suite's clock runs about 60 times faster than Lambda's (retries after 1 and 2 s, not
-# minutes). A setting proposed with the late-answer fix (see RESULTS.md) scales with it: how
-# long Wistia may still create a media after its answer timed out (60 s in a deployment;
-# the suite's late answers come at most 2.5 s after they were sent). The function ignores
-# variables it does not know.
-SCALED_ENVIRONMENT = {"WISTIA_LATE_ANSWER_SECONDS": "3"}
 SERVER_LOGGERS = ("werkzeug", "wistia_emulator")
 
 
@@ -118,9 +112,8 @@ class Rig:
     # --- the function ----------------------------------------------------------------------
 
     def settings(self, **overrides: Any) -> Settings:
-        """The function's settings as the template sets them, pointed at this emulator, and
-        scaled to the suite's clock (SCALED_ENVIRONMENT)."""
-        environment = {**self.stack.environment_for(self.emulator.url), **SCALED_ENVIRONMENT}
+        """The function's settings as the template sets them, pointed at this emulator."""
+        environment = self.stack.environment_for(self.emulator.url)
         return replace(Settings.from_env(environment), **overrides)
 
     def instances(self, count: int, settings: Settings) -> list[tuple[str, Handler]]:

@@ -68,7 +68,7 @@ def ambiguous_pair(
 
 
 def full(
-    objects: int = 500, bulk_objects: int = 1500, bulk_limit: int = 30, bulk_window: float = 2.0
+    objects: int = 500, bulk_objects: int = 2000, bulk_limit: int = 30, bulk_window: float = 2.0
 ) -> list[Scenario]:
     """The full run: `objects` in the mixed scenario, a sixth of it in each single fault."""
     single = max(60, objects // 6)
