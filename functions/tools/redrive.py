@@ -46,10 +46,10 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from importer.adapters.records import iso_now, record_key
 from importer.errors import UnsupportedEvent
 from importer.events import parse_notification
 from importer.model import ObjectRef, Status
@@ -179,7 +179,7 @@ class RecordTable:
     def get(self, obj: ObjectRef) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
 
-        answer = self._db.get_item(TableName=self._table, Key=_key(obj), ConsistentRead=True)
+        answer = self._db.get_item(TableName=self._table, Key=record_key(obj), ConsistentRead=True)
         item = answer.get("Item")
         if not item:
             return None
@@ -191,11 +191,11 @@ class RecordTable:
         when the record was not FAILED any more (someone else got there first)."""
         from botocore.exceptions import ClientError
 
-        now = _iso_now()
+        now = iso_now()
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_key(obj),
+                Key=record_key(obj),
                 UpdateExpression=(
                     "SET #status = :pending, updated_at = :now, redriven_at = :now "
                     "ADD redrives :one"
@@ -214,14 +214,6 @@ class RecordTable:
                 return False
             raise
         return True
-
-
-def _key(obj: ObjectRef) -> dict[str, Any]:
-    return {"object_uri": {"S": obj.uri}, "object_version": {"S": obj.version}}
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _status(record: dict[str, Any] | None) -> str:

@@ -12,8 +12,6 @@ import io
 import json
 import logging
 import sys
-import threading
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -26,7 +24,13 @@ from importer.config import Settings
 from importer.dispatch import handle_event
 from local_stack.aws import SECRET_ACCESS_KEY, LocalAws
 from local_stack.aws_faults import AwsFaults
-from local_stack.harness import CapturedLogger, LambdaContext, all_records, make_importer
+from local_stack.harness import (
+    CapturedLogger,
+    CountingMetrics,
+    LambdaContext,
+    all_records,
+    make_importer,
+)
 from local_stack.template import ROOT, Stack, provision
 from reliability.driver import Handler, LambdaAsync
 from reliability.invariants import DeadLetter, drain_dead_letters
@@ -51,18 +55,6 @@ def quiet_servers() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-class CountingMetrics:
-    """The function's metrics, counted (Powertools would print them as EMF)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-
-    def add_metric(self, name: str, unit: Any, value: float) -> None:
-        with self._lock:
-            self.counts[name] += int(value)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from importer.adapters.records import iso_now
 from importer.errors import RetryableError, UnsupportedEvent
 from importer.events import Parsed, event_kind, parse_notification, parse_sqs_body
 from importer.service import Importer
@@ -104,6 +105,6 @@ def _unreadable_message(reason: str, body: str, message_id: str) -> dict[str, An
         "wistia_error": None,
         "retryable": False,
         "attempts": 0,
-        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "failed_at": iso_now(),
         "source_event": {"sqs_message_id": message_id, "body": body[:100_000]},
     }

@@ -58,6 +58,11 @@ class ClaimedElsewhere(RetryableError):
     """Another invocation is importing this object version right now."""
 
 
+def record_key(obj: ObjectRef) -> dict[str, Any]:
+    """The record's DynamoDB key: s3://bucket/key and the object version."""
+    return {"object_uri": {"S": obj.uri}, "object_version": {"S": obj.version}}
+
+
 def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -87,7 +92,7 @@ class Records:
         try:
             answer = self._db.update_item(
                 TableName=self._table,
-                Key=self._key(obj),
+                Key=record_key(obj),
                 UpdateExpression=(
                     "SET #status = :in_progress, #bucket = :bucket, object_key = :key, "
                     "claim_id = :claim, lease_expires_at = :lease, updated_at = :now_iso, "
@@ -156,7 +161,7 @@ class Records:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=self._key(obj),
+                Key=record_key(obj),
                 UpdateExpression=f"SET {sets} REMOVE claim_id, lease_expires_at",
                 ConditionExpression="claim_id = :claim",
                 ExpressionAttributeNames=names,
@@ -197,7 +202,7 @@ class Records:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item={**self._key(obj), **{k: _serializer.serialize(v) for k, v in item.items()}},
+                Item={**record_key(obj), **{k: _serializer.serialize(v) for k, v in item.items()}},
                 # A record handed back for a retry (or reopened by redrive) may be skipped
                 # now, e.g. after the extension filter changed; any other decision stands.
                 ConditionExpression="attribute_not_exists(object_uri) OR #status = :pending_retry",
@@ -210,10 +215,6 @@ class Records:
             raise _classified(error, "write the import record") from error
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB write failed: {error}") from error
-
-    @staticmethod
-    def _key(obj: ObjectRef) -> dict[str, Any]:
-        return {"object_uri": {"S": obj.uri}, "object_version": {"S": obj.version}}
 
 
 def _epoch(seconds: float) -> Decimal:
