@@ -33,11 +33,12 @@ SAM_STACK := $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(STACK),--stac
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: layers/dependencies/requirements.txt tests/requirements.txt
+$(VENV)/.installed: layers/dependencies/requirements.txt tests/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r tests/requirements.txt
+	$(BIN)/pip install --quiet --no-deps --editable .
 	@touch $@
 
 $(SAM_VENV)/.installed: tests/requirements-sam.txt
@@ -62,16 +63,16 @@ build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Do
 	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --template template.yaml
 
 run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + the function (SOURCE=dir for your files)
-	PYTHONPATH=functions/importer:tests $(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
+	$(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md
-	PYTHONPATH=functions/importer:tests $(PY) -m bench
+	PYTHONPATH=tests $(PY) -m bench
 
 reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min)
-	PYTHONPATH=functions/importer:functions/tools:tests $(PY) -m reliability
+	PYTHONPATH=tests $(PY) -m reliability
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
-	PYTHONPATH=tests $(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
+	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
 
 deploy: build ## Build and deploy to AWS (asks before changing anything; PARAMS='Key=Value ...')
 	$(SAM) deploy $(SAM_STACK) $(if $(PARAMS),--parameter-overrides '$(PARAMS)')
@@ -91,7 +92,7 @@ delete: $(SAM_VENV)/.installed ## Delete the stack (sam delete; the records tabl
 	$(SAM) delete $(SAM_STACK)
 
 redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed (DRY_RUN=1, MAX=N, ARGS=...)
-	PYTHONPATH=functions/importer:functions/tools $(PY) -m redrive \
+	$(PY) -m s3_to_wistia.cli.redrive \
 		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX)) $(ARGS)
 
 clean: ## Remove virtualenvs, build output and caches

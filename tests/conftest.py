@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from importer.config import Settings
-from importer.service import Importer
 from local_stack.aws import LocalAws
 from local_stack.harness import CapturedLogger, make_importer
 from local_stack.template import Stack, provision
+from s3_to_wistia.config import Settings
+from s3_to_wistia.importing import Importer
 from wistia_emulator import WistiaEmulator
 
 pytest_plugins = ["wistia_emulator.pytest_plugin"]

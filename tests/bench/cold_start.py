@@ -35,7 +35,7 @@ print("BENCH", time.perf_counter() - started)
 """
 
 SCRIPTS = {"function": FUNCTION_SCRIPT, "floor": FLOOR_SCRIPT}
-PROJECT_MODULE = re.compile(r"^importer(\.|$)")
+PROJECT_MODULE = re.compile(r"^(importer|s3_to_wistia)(\.|$)")
 IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 

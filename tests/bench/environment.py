@@ -21,7 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_DIR = ROOT / "functions" / "importer"
+# The shared package, as the function sees it: its layer's python/ folder on the path.
+CORE_DIR = ROOT / "layers" / "core" / "python"
 TESTS_DIR = ROOT / "tests"
+# The local stack and the emulator.
+LOCAL_SOURCES = ROOT / "local"
 LAYER_REQUIREMENTS = ROOT / "layers" / "dependencies" / "requirements.txt"
 TEST_REQUIREMENTS = ROOT / "tests" / "requirements.txt"
 
@@ -119,7 +123,8 @@ def child_environment(extra: dict[str, str], site: Path, with_tests: bool) -> di
     """os.environ without personal AWS settings, plus `extra`, with the measured path."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES}
     env.update(extra)
-    path = [str(FUNCTION_DIR), *([str(TESTS_DIR)] if with_tests else []), str(site)]
+    tools = [str(TESTS_DIR), str(LOCAL_SOURCES)] if with_tests else []
+    path = [str(FUNCTION_DIR), str(CORE_DIR), *tools, str(site)]
     env["PYTHONPATH"] = os.pathsep.join(path)
     return env
 

@@ -14,7 +14,11 @@ from bench.environment import ROOT
 
 BUILD = ROOT / ".aws-sam" / "build"
 BUILT_TEMPLATE = BUILD / "template.yaml"
-ARTIFACTS = {"function": BUILD / "ImportFunction", "layer": BUILD / "DependenciesLayer"}
+ARTIFACTS = {
+    "function": BUILD / "ImportFunction",
+    "layer": BUILD / "DependenciesLayer",
+    "core layer": BUILD / "CoreLayer",
+}
 SOURCES = [ROOT / "template.yaml", ROOT / "functions" / "importer", ROOT / "layers"]
 MIB = 1024 * 1024
 

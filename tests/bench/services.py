@@ -10,7 +10,7 @@ import sys
 import time
 from types import TracebackType
 
-from bench.environment import DROPPED_VARIABLES, FUNCTION_DIR, TESTS_DIR
+from bench.environment import CORE_DIR, DROPPED_VARIABLES, FUNCTION_DIR, LOCAL_SOURCES, TESTS_DIR
 
 TOKEN = "bench-token"
 READY = re.compile(r"listening on (http://\S+)")
@@ -27,7 +27,9 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES}
-        env["PYTHONPATH"] = os.pathsep.join([str(FUNCTION_DIR), str(TESTS_DIR)])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(FUNCTION_DIR), str(CORE_DIR), str(TESTS_DIR), str(LOCAL_SOURCES)]
+        )
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [sys.executable, *self._arguments],
             env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -12,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from importer.config import ConfigError
 from local_stack.aws import LocalAws
 from local_stack.events import s3_notification, upload
+from local_stack.functions import load_handler
 from local_stack.harness import LambdaContext, record_of
 from local_stack.template import Stack
+from s3_to_wistia.config import ConfigError
 from wistia_emulator import WistiaEmulator
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 5000
@@ -26,8 +26,7 @@ def fresh_handler(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) 
     """Import the handler module as a new Lambda execution environment would."""
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("importer.handler", None)
-    return importlib.import_module("importer.handler")
+    return sys.modules[load_handler("ImportFunction").__module__]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -12,11 +12,6 @@ from typing import Any
 import boto3
 import pytest
 
-from importer.config import Settings
-from importer.dispatch import handle_event
-from importer.errors import RetryableError
-from importer.events import parse_notification
-from importer.service import Importer
 from local_stack.aws import LocalAws
 from local_stack.events import (
     eventbridge_event,
@@ -26,6 +21,11 @@ from local_stack.events import (
 )
 from local_stack.harness import CapturedLogger, LambdaContext, all_records, drain, record_of
 from local_stack.template import Stack
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
+from s3_to_wistia.errors import RetryableError
+from s3_to_wistia.events import parse_notification
+from s3_to_wistia.importing import Importer
 from wistia_emulator import Fault, WistiaEmulator
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
@@ -463,7 +463,7 @@ def test_concurrent_deliveries_import_once_and_none_is_lost(
 def test_unsupported_events_fail_loudly_and_import_nothing(
     stack: Stack, importer: Importer, captured_log: CapturedLogger, wistia_emulator: WistiaEmulator
 ) -> None:
-    from importer.errors import UnsupportedEvent
+    from s3_to_wistia.errors import UnsupportedEvent
 
     events: list[Any] = [
         {"hello": "world"},

@@ -8,12 +8,12 @@ import uuid
 import boto3
 import pytest
 
-from importer.config import Settings
-from importer.dispatch import handle_event
 from local_stack.aws import LocalAws
 from local_stack.events import eventbridge_event, upload
 from local_stack.harness import CapturedLogger, LambdaContext, make_importer, record_of
 from local_stack.template import provision
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
 from wistia_emulator import WistiaEmulator
 
 TOKEN = "test-token"

@@ -13,15 +13,15 @@ from typing import Any
 import boto3
 import pytest
 
-from importer.config import Settings
-from importer.dispatch import handle_event
-from importer.service import Importer
 from local_stack.delivery import AsyncInvoker
 from local_stack.delivery import Invocation as LambdaInvocation
 from local_stack.events import eventbridge_event, s3_notification, sqs_batch, upload
 from local_stack.harness import CapturedLogger, LambdaContext, drain, record_of
 from local_stack.template import Stack
-from redrive import Invocation, Invoker, Queue, RecordTable, Summary, main, redrive
+from s3_to_wistia.cli.redrive import Invocation, Invoker, Queue, RecordTable, Summary, main, redrive
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
+from s3_to_wistia.importing import Importer
 from wistia_emulator import Fault, WistiaEmulator
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20

@@ -19,24 +19,24 @@ from typing import Any
 
 import boto3
 import pytest
-from reliability import scenarios
-from reliability.invariants import check
-from reliability.rig import quiet_servers
-from reliability.suite import Scenario, ScenarioResult, run_scenario
-from reliability.workload import ObjectPlan, PlacedObject
 
-import redrive
-from importer.adapters.wistia import WistiaClient
-from importer.config import Settings
-from importer.dispatch import handle_event
-from importer.errors import RetryableError
-from importer.model import WistiaAnswer
-from importer.service import Importer
 from local_stack.aws import LocalAws
 from local_stack.aws_faults import AwsFault, AwsFaults
 from local_stack.events import Uploaded, s3_notification, upload
 from local_stack.harness import CapturedLogger, LambdaContext, drain, record_of
 from local_stack.template import Stack
+from reliability import scenarios
+from reliability.invariants import check
+from reliability.rig import quiet_servers
+from reliability.suite import Scenario, ScenarioResult, run_scenario
+from reliability.workload import ObjectPlan, PlacedObject
+from s3_to_wistia.adapters.wistia import WistiaClient
+from s3_to_wistia.cli import redrive
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
+from s3_to_wistia.errors import RetryableError
+from s3_to_wistia.importing import Importer
+from s3_to_wistia.model import WistiaAnswer
 from wistia_emulator import Fault, WistiaEmulator
 
 QUICK = {scenario.name: scenario for scenario in scenarios.quick(objects=60)}

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import boto3
 
-from importer.config import ConfigError, Settings
 from local_stack.aws import LocalAws
 from reliability.invariants import DeadLetter, check
 from reliability.rig import TOKEN, Rig
@@ -34,6 +33,7 @@ from reliability.suite import (
     merged,
 )
 from reliability.workload import PlacedObject, at_least_once, standard_objects, upload_all
+from s3_to_wistia.config import ConfigError, Settings
 
 BAD_ENVIRONMENTS: list[tuple[str, dict[str, str | None]]] = [
     ("WISTIA_TOKEN_SECRET", {"WISTIA_TOKEN_SECRET": None}),

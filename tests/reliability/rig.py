@@ -3,7 +3,7 @@
 A Rig provisions a fresh copy of template.yaml's resources on the shared moto server, starts
 its own Wistia emulator, and builds the function's concurrent instances: each is an Importer
 made by local_stack.harness.make_importer (its own clients, HTTP pool and token cache) with its
-own captured log, called through importer.dispatch.handle_event as the handler calls it.
+own captured log, called through s3_to_wistia.dispatch.handle_event as the handler calls it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any
 
 import boto3
 
-from importer.config import Settings
-from importer.dispatch import handle_event
 from local_stack.aws import SECRET_ACCESS_KEY, LocalAws
 from local_stack.aws_faults import AwsFaults
 from local_stack.harness import (
@@ -34,6 +32,8 @@ from local_stack.harness import (
 from local_stack.template import ROOT, Stack, provision
 from reliability.driver import Handler, LambdaAsync
 from reliability.invariants import DeadLetter, drain_dead_letters
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
 from wistia_emulator import WistiaEmulator
 
 TOOLS = ROOT / "functions" / "tools"
@@ -178,7 +178,7 @@ class Rig:
         invoked synchronously in process by `handler`; its summary lines."""
         if str(TOOLS) not in sys.path:
             sys.path.append(str(TOOLS))
-        import redrive
+        from s3_to_wistia.cli import redrive
 
         def invoke(event: dict[str, Any]) -> redrive.Invocation:
             try:

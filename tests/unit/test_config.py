@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from importer.config import DEFAULT_EXTENSIONS, ConfigError, Settings
+from s3_to_wistia.config import DEFAULT_EXTENSIONS, ConfigError, Settings
 
 REQUIRED = {
     "WISTIA_TOKEN_SECRET": "wistia-token",

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from importer.errors import UnsupportedEvent
-from importer.events import event_kind, parse_notification, parse_sqs_body
 from local_stack.events import fixture
+from s3_to_wistia.errors import UnsupportedEvent
+from s3_to_wistia.events import event_kind, parse_notification, parse_sqs_body
 
 
 def test_direct_s3_notification_keys_are_decoded() -> None:

@@ -45,7 +45,7 @@ def dry_run(*arguments: str) -> str:
         (["delete"], ".venv-sam/bin/sam delete"),
         (
             ["redrive", "DRY_RUN=1", "MAX=5"],
-            "PYTHONPATH=functions/importer:functions/tools .venv/bin/python -m redrive",
+            ".venv/bin/python -m s3_to_wistia.cli.redrive",
         ),
     ],
 )
@@ -56,7 +56,7 @@ def test_deploy_and_operate_targets_parse(arguments: list[str], expected: str) -
 def test_redrive_passes_its_options() -> None:
     command = " ".join(dry_run("redrive", "DRY_RUN=1", "MAX=5", "STACK=media").split())
 
-    assert "-m redrive --stack media --dry-run --max 5" in command
+    assert "-m s3_to_wistia.cli.redrive --stack media --dry-run --max 5" in command
 
 
 def test_deploy_builds_first() -> None:

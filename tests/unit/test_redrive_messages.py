@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local_stack.events import fixture
-from redrive import DeadLetter, Queue, Summary, default_stack_name, read_message
+from s3_to_wistia.cli.redrive import DeadLetter, Queue, Summary, default_stack_name, read_message
 
 S3_RECORD = fixture("s3-object-created.json")["Records"][0]
 EVENTBRIDGE = fixture("eventbridge-object-created.json")

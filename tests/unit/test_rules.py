@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from importer.model import WistiaAnswer
-from importer.rules import (
+from s3_to_wistia.model import WistiaAnswer
+from s3_to_wistia.rules import (
     judge,
     media_name,
     parse_retry_after,

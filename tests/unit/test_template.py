@@ -246,7 +246,10 @@ def test_the_function_runs_on_python_3_13_arm64_with_its_layer(resources: dict[s
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == "importer.handler.lambda_handler"
-    assert len(props["Layers"]) == 1
+    assert [layer.strip("<>").rstrip("0123456789abcdef") for layer in props["Layers"]] == [
+        "DependenciesLayer",
+        "CoreLayer",
+    ]
 
 
 def test_memory_timeout_and_log_retention_are_parameters() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-from importer.config import Settings
-from importer.dispatch import handle_event
-from importer.wiring import LockedMetrics, build_importer
+from s3_to_wistia.config import Settings
+from s3_to_wistia.dispatch import handle_event
+from s3_to_wistia.wiring import LockedMetrics, build_importer
 
 settings = Settings.from_env()
 logger = Logger()

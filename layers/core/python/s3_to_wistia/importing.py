@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from importer.adapters.records import (
+from s3_to_wistia.adapters.records import (
     AlreadyHandled,
     Claim,
     Records,
@@ -22,13 +22,13 @@ from importer.adapters.records import (
     iso_precise,
     parse_iso,
 )
-from importer.adapters.secrets import TokenSource
-from importer.adapters.storage import ObjectGone, Storage
-from importer.adapters.wistia import WistiaClient, WistiaUnreachable
-from importer.config import Settings
-from importer.errors import PermanentError, RetryableError
-from importer.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status, WistiaAnswer
-from importer.rules import (
+from s3_to_wistia.adapters.secrets import TokenSource
+from s3_to_wistia.adapters.storage import ObjectGone, Storage
+from s3_to_wistia.adapters.wistia import WistiaClient, WistiaUnreachable
+from s3_to_wistia.config import Settings
+from s3_to_wistia.errors import PermanentError, RetryableError
+from s3_to_wistia.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status, WistiaAnswer
+from s3_to_wistia.rules import (
     Verdict,
     judge,
     media_name,

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from importer.errors import PermanentError, RetryableError
+from s3_to_wistia.errors import PermanentError, RetryableError
 
 NOT_FOUND_OR_DENIED = ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure")
 

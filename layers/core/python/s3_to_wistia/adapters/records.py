@@ -18,8 +18,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from importer.errors import RetryableError
-from importer.model import ObjectRef, Status
+from s3_to_wistia.errors import RetryableError
+from s3_to_wistia.model import ObjectRef, Status
 
 RETRYABLE_CODES = frozenset(
     {

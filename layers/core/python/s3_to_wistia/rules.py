@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from importer.model import WistiaAnswer
+from s3_to_wistia.model import WistiaAnswer
 
 MAX_NAME_LENGTH = 255
 VIDEO_LIMIT_WORDS = "video limit"

@@ -49,12 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from importer.adapters.records import iso_now, record_key
-from importer.errors import UnsupportedEvent
-from importer.events import parse_notification
-from importer.model import ObjectRef, Status
+from s3_to_wistia.adapters.records import iso_now, record_key
+from s3_to_wistia.errors import UnsupportedEvent
+from s3_to_wistia.events import parse_notification
+from s3_to_wistia.model import ObjectRef, Status
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[5]
 DEFAULT_STACK = "s3-to-wistia"
 # Long enough for one message's invocation (Lambda's longest timeout is 900 s): a message
 # read in this run is not read again by it. Those left in the queue are released at the end.

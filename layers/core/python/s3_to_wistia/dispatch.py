@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from importer.adapters.records import iso_now
-from importer.errors import RetryableError, UnsupportedEvent
-from importer.events import Parsed, event_kind, parse_notification, parse_sqs_body
-from importer.service import Importer
+from s3_to_wistia.adapters.records import iso_now
+from s3_to_wistia.errors import RetryableError, UnsupportedEvent
+from s3_to_wistia.events import Parsed, event_kind, parse_notification, parse_sqs_body
+from s3_to_wistia.importing import Importer
 
 # SQS hands over up to 10 messages; each waits mostly on Wistia, so they run at once.
 SQS_WORKERS = 10

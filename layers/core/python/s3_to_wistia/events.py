@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from importer.errors import UnsupportedEvent
-from importer.model import ObjectRef
+from s3_to_wistia.errors import UnsupportedEvent
+from s3_to_wistia.model import ObjectRef
 
 EventKind = Literal["s3", "sqs", "eventbridge"]
 

@@ -15,7 +15,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from importer.model import WistiaAnswer
+from s3_to_wistia.model import WistiaAnswer
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20

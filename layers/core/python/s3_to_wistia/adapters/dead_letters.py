@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from importer.errors import RetryableError
+from s3_to_wistia.errors import RetryableError
 
 # SQS takes 256 KiB by default; Wistia's HTML error pages must not crowd out the rest.
 MAX_ERROR_CHARS = 4000

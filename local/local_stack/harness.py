@@ -18,9 +18,9 @@ import boto3
 from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeDeserializer
 
-from importer.config import Settings
-from importer.service import Importer
-from importer.wiring import build_importer
+from s3_to_wistia.config import Settings
+from s3_to_wistia.importing import Importer
+from s3_to_wistia.wiring import build_importer
 
 _services = itertools.count(1)
 

@@ -15,13 +15,13 @@ import boto3
 import urllib3
 from botocore.config import Config
 
-from importer.adapters.dead_letters import DeadLetters
-from importer.adapters.records import Records
-from importer.adapters.secrets import SecretReader, SigningKeys, TokenSource
-from importer.adapters.storage import Storage
-from importer.adapters.wistia import WistiaClient
-from importer.config import Settings
-from importer.service import Importer, MetricSink
+from s3_to_wistia.adapters.dead_letters import DeadLetters
+from s3_to_wistia.adapters.records import Records
+from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
+from s3_to_wistia.adapters.storage import Storage
+from s3_to_wistia.adapters.wistia import WistiaClient
+from s3_to_wistia.config import Settings
+from s3_to_wistia.importing import Importer, MetricSink
 
 # Enough connections for a full SQS batch of 10 records handled at once.
 POOL_SIZE = 10

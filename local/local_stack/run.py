@@ -1,6 +1,6 @@
 """`make run`: the whole pipeline, offline, on the embedded local stack.
 
-    PYTHONPATH=functions/importer:tests python -m local_stack.run [--source DIR]
+    python -m local_stack.run [--source DIR]     (make run [SOURCE=DIR])
 
 moto's server plays AWS and the Wistia emulator plays Wistia, on loopback ports the OS
 picks. template.yaml's resources are provisioned into moto; moto's S3 notifies a delivery
@@ -18,7 +18,6 @@ is uploaded (keys are the paths relative to DIR).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import posixpath
@@ -33,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import FrameType
 from typing import Any, TextIO
 
 import boto3
@@ -41,6 +40,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from local_stack.aws import LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
+from local_stack.functions import load_handler
 from local_stack.report import (
     Console,
     WistiaDataApi,
@@ -185,11 +185,12 @@ def start_pipeline(
     delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
-    handler = load_handler()
+    # Imported once, as a new execution environment does, with its variables set.
+    handler = load_handler("ImportFunction", template)
 
     outcomes = Outcomes(console, stack, key_width=max(map(display_width, keys), default=0))
     invoker = AsyncInvoker(
-        handler.lambda_handler,
+        handler,
         failure_queue_url=stack.queue_url,
         timeout_seconds=function_timeout(template),
         on_result=outcomes.landed,
@@ -261,12 +262,6 @@ def deliver_object_created_events_to_queue(bucket: str) -> str:
         },
     )
     return queue_url
-
-
-def load_handler() -> ModuleType:
-    """Import the handler once, as a new execution environment does, with its variables set."""
-    sys.modules.pop("importer.handler", None)
-    return importlib.import_module("importer.handler")
 
 
 def function_timeout(template: dict[str, Any]) -> float:

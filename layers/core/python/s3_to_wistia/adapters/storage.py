@@ -9,8 +9,8 @@ from typing import Any
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from importer.errors import PermanentError, RetryableError
-from importer.model import ObjectInfo, ObjectRef, PresignedUrl
+from s3_to_wistia.errors import PermanentError, RetryableError
+from s3_to_wistia.model import ObjectInfo, ObjectRef, PresignedUrl
 
 GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
 REPLACED_CODES = frozenset({"412", "PreconditionFailed"})
