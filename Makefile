@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test run build bench reliability emulator clean \
+.PHONY: help install lint test unit run build bench reliability emulator clean \
 	deploy outputs invoke logs delete redrive
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
@@ -30,8 +30,9 @@ CONFIG_ENV ?=
 PARAMS ?=
 SAM_STACK := $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(STACK),--stack-name $(STACK))
 
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help (colours only on a terminal)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-12s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: layers/dependencies/requirements.txt tests/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -49,15 +50,20 @@ $(SAM_VENV)/.installed: tests/requirements-sam.txt
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed ## Create the virtualenvs (done by every target that needs them)
 
-lint: $(VENV)/.installed $(SAM_VENV)/.installed ## ruff, mypy, cfn-lint and sam validate --lint
+lint: $(VENV)/.installed $(SAM_VENV)/.installed ## ruff, mypy, complexity, import rules, cfn-lint, sam validate --lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/xenon --max-absolute B --max-modules A --max-average A functions layers/core/python
+	$(BIN)/lint-imports
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
 test: $(VENV)/.installed ## Run the whole test suite (unit + integration on moto server and the Wistia emulator)
-	$(BIN)/pytest
+	$(BIN)/pytest $(ARGS)
+
+unit: $(VENV)/.installed ## The fast unit tier alone: pure logic and in-memory fakes, sockets disabled
+	$(BIN)/pytest tests/unit $(ARGS)
 
 build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Docker, no local 3.13)
 	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --template template.yaml
@@ -65,11 +71,11 @@ build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Do
 run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + the function (SOURCE=dir for your files)
 	$(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
 
-bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md
-	PYTHONPATH=tests $(PY) -m bench
+bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md (ARGS=--quick)
+	PYTHONPATH=tests $(PY) -m bench $(ARGS)
 
-reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min)
-	PYTHONPATH=tests $(PY) -m reliability
+reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min; ARGS=--quick)
+	PYTHONPATH=tests $(PY) -m reliability $(ARGS)
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
 	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)

@@ -32,7 +32,9 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
 
 def deliver(event: Any, importer: Importer, log: CapturedLogger, timeout: float = 30.0) -> dict:
-    return handle_event(event, LambdaContext(timeout_seconds=timeout), importer, log.logger)
+    return handle_event(
+        event, LambdaContext(timeout_seconds=timeout), importer, importer.dead_letters, log.logger
+    )
 
 
 def test_a_new_object_is_imported_fetched_by_wistia_and_recorded(

@@ -44,7 +44,13 @@ def test_an_existing_bucket_is_used_as_it_is_and_its_eventbridge_events_import(
         Settings.from_env(stack.environment_for(wistia_emulator.url)), captured_log.logger
     )
     obj = upload(name, "incoming/Quarterly review.mp4", VIDEO)
-    answer = handle_event(eventbridge_event(obj), LambdaContext(), importer, captured_log.logger)
+    answer = handle_event(
+        eventbridge_event(obj),
+        LambdaContext(),
+        importer,
+        importer.dead_letters,
+        captured_log.logger,
+    )
     assert answer["results"][0]["status"] == "SUBMITTED"
     # An unversioned bucket's object version is its ETag
     assert obj.version_id is None

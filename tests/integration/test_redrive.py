@@ -18,10 +18,13 @@ from local_stack.delivery import Invocation as LambdaInvocation
 from local_stack.events import eventbridge_event, s3_notification, sqs_batch, upload
 from local_stack.harness import CapturedLogger, LambdaContext, drain, record_of
 from local_stack.template import Stack
-from s3_to_wistia.cli.redrive import Invocation, Invoker, Queue, RecordTable, Summary, main, redrive
+from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+from s3_to_wistia.adapters.records import Records
+from s3_to_wistia.cli.redrive import main, run
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.importing import Importer
+from s3_to_wistia.redrive import Invocation, Invoker, Summary
 from wistia_emulator import Fault, WistiaEmulator
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20
@@ -33,7 +36,13 @@ def in_process(importer: Importer, log: CapturedLogger) -> Invoker:
 
     def invoke(event: dict[str, Any]) -> Invocation:
         try:
-            handle_event(event, LambdaContext(timeout_seconds=30), importer, log.logger)
+            handle_event(
+                event,
+                LambdaContext(timeout_seconds=30),
+                importer,
+                importer.dead_letters,
+                log.logger,
+            )
         except Exception as error:
             return Invocation(ok=False, error=f"{type(error).__name__}: {error}")
         return Invocation(ok=True)
@@ -47,9 +56,9 @@ def never_invoked(event: dict[str, Any]) -> Invocation:
 
 def run_redrive(stack: Stack, invoke: Invoker | None = None, **options: Any) -> tuple[Summary, str]:
     out = io.StringIO()
-    queue = Queue(boto3.client("sqs"), stack.queue_url, wait_seconds=0)
-    records = RecordTable(boto3.client("dynamodb"), stack.table_name)
-    summary = redrive(queue, records, invoke, out=out, **options)
+    queue = DeadLetterQueue(boto3.client("sqs"), stack.queue_url, wait_seconds=0)
+    records = Records(boto3.client("dynamodb"), stack.table_name)
+    summary = run(queue, records, invoke, out, **options)
     return summary, out.getvalue()
 
 
@@ -64,7 +73,9 @@ def visible(queue_url: str) -> int:
 
 
 def deliver(event: Any, importer: Importer, log: CapturedLogger) -> Any:
-    return handle_event(event, LambdaContext(timeout_seconds=30), importer, log.logger)
+    return handle_event(
+        event, LambdaContext(timeout_seconds=30), importer, importer.dead_letters, log.logger
+    )
 
 
 def status_of(stack: Stack, key: str, version: str | None) -> dict[str, Any]:
@@ -132,7 +143,9 @@ def test_an_event_whose_lambda_retries_ran_out_is_redriven_from_the_on_failure_r
         finished.set()
 
     lambda_ = AsyncInvoker(
-        lambda event, context: handle_event(event, context, importer, captured_log.logger),
+        lambda event, context: handle_event(
+            event, context, importer, importer.dead_letters, captured_log.logger
+        ),
         failure_queue_url=stack.queue_url,
         timeout_seconds=10,
         on_result=landed,

@@ -9,7 +9,6 @@ at the end.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import time
 from collections import Counter
@@ -30,13 +29,15 @@ from reliability.invariants import check
 from reliability.rig import quiet_servers
 from reliability.suite import Scenario, ScenarioResult, run_scenario
 from reliability.workload import ObjectPlan, PlacedObject
-from s3_to_wistia.adapters.wistia import WistiaClient
-from s3_to_wistia.cli import redrive
+from s3_to_wistia import redrive
+from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.importing import Importer
 from s3_to_wistia.model import WistiaAnswer
+from s3_to_wistia.ports import WistiaApi
 from wistia_emulator import Fault, WistiaEmulator
 
 QUICK = {scenario.name: scenario for scenario in scenarios.quick(objects=60)}
@@ -155,7 +156,9 @@ def test_the_checks_see_a_lost_object_a_duplicate_and_a_leaked_secret() -> None:
 def deliver(
     event: Any, importer: Importer, log: CapturedLogger, timeout: float = 30.0
 ) -> dict[str, Any]:
-    return handle_event(event, LambdaContext(timeout_seconds=timeout), importer, log.logger)
+    return handle_event(
+        event, LambdaContext(timeout_seconds=timeout), importer, importer.dead_letters, log.logger
+    )
 
 
 @pytest.fixture
@@ -256,11 +259,11 @@ def test_a_lost_import_is_found_after_the_token_was_rotated(
     assert len(wistia_emulator.medias()) == 1
 
 
-class UnreadableFirstAnswer(WistiaClient):
+class UnreadableFirstAnswer:
     """Wistia accepts the first import, but its 200 reaches the function unreadable (a proxy's
     page, a truncated body): the media exists all the same."""
 
-    def __init__(self, real: WistiaClient) -> None:
+    def __init__(self, real: WistiaApi) -> None:
         self._real = real
         self.garbled = 0
 
@@ -325,10 +328,10 @@ def test_a_redrive_right_after_the_secret_is_fixed_imports_the_object(
     # function's instance (which cached the empty secret) is still warm
     secrets.put_secret_value(SecretId=stack.secret_id, SecretString="test-token")
     summary = redrive.redrive(
-        redrive.Queue(boto3.client("sqs"), stack.queue_url, wait_seconds=0),
-        redrive.RecordTable(boto3.client("dynamodb"), stack.table_name),
+        DeadLetterQueue(boto3.client("sqs"), stack.queue_url, wait_seconds=0),
+        Records(boto3.client("dynamodb"), stack.table_name),
         in_process(importer, captured_log),
-        out=io.StringIO(),
+        report=lambda letter, outcome: None,
     )
 
     # Then the object is imported, and the queue is empty

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,14 +28,13 @@ from local_stack.harness import (
     all_records,
     make_importer,
 )
-from local_stack.template import ROOT, Stack, provision
+from local_stack.template import Stack, provision
 from reliability.driver import Handler, LambdaAsync
 from reliability.invariants import DeadLetter, drain_dead_letters
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from wistia_emulator import WistiaEmulator
 
-TOOLS = ROOT / "functions" / "tools"
 TOKEN = "reliability-token-0001"
 ROTATED_TOKEN = "reliability-token-0002-rotated"
 SETTLE_SECONDS = 20.0
@@ -120,7 +118,7 @@ class Rig:
             def handler(
                 event: Any, context: LambdaContext, importer: Any = importer, log: Any = log
             ) -> Any:
-                return handle_event(event, context, importer, log.logger)
+                return handle_event(event, context, importer, importer.dead_letters, log.logger)
 
             built.append((f"i{len(self.logs)}-{number}", handler))
         return built
@@ -174,11 +172,12 @@ class Rig:
             sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
 
     def redrive(self, handler: Handler, timeout_seconds: float) -> list[str]:
-        """`make redrive`, the operator's tool (functions/tools/redrive.py), with the function
+        """`make redrive`, the operator's tool (s3_to_wistia.cli.redrive), with the function
         invoked synchronously in process by `handler`; its summary lines."""
-        if str(TOOLS) not in sys.path:
-            sys.path.append(str(TOOLS))
-        from s3_to_wistia.cli import redrive
+        from s3_to_wistia import redrive
+        from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+        from s3_to_wistia.adapters.records import Records
+        from s3_to_wistia.cli.redrive import run
 
         def invoke(event: dict[str, Any]) -> redrive.Invocation:
             try:
@@ -187,10 +186,11 @@ class Rig:
                 return redrive.Invocation(ok=False, error=f"{type(error).__name__}: {error}")
             return redrive.Invocation(ok=True)
 
-        queue = redrive.Queue(boto3.client("sqs"), self.stack.queue_url, wait_seconds=0)
-        records = redrive.RecordTable(boto3.client("dynamodb"), self.stack.table_name)
-        summary = redrive.redrive(queue, records, invoke, out=io.StringIO())
-        return summary.lines()[:1]
+        queue = DeadLetterQueue(boto3.client("sqs"), self.stack.queue_url, wait_seconds=0)
+        records = Records(boto3.client("dynamodb"), self.stack.table_name)
+        out = io.StringIO()
+        run(queue, records, invoke, out)
+        return [line for line in out.getvalue().splitlines() if not line.startswith(" ")][:1]
 
     # --- the end state -----------------------------------------------------------------------
 

@@ -105,3 +105,18 @@ def test_signing_secret_is_optional() -> None:
     assert Settings.from_env(REQUIRED).signing_credentials_secret is None
     env = {**REQUIRED, "SIGNING_CREDENTIALS_SECRET": "arn:aws:secretsmanager:x"}
     assert Settings.from_env(env).signing_credentials_secret == "arn:aws:secretsmanager:x"
+
+
+@pytest.mark.parametrize(
+    ("variables", "region"),
+    [
+        ({"AWS_REGION": "eu-west-1"}, "eu-west-1"),
+        ({"AWS_DEFAULT_REGION": "eu-west-2"}, "eu-west-2"),
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2"}, "eu-west-1"),
+        ({}, None),
+    ],
+)
+def test_the_region_comes_from_either_standard_variable(
+    variables: dict[str, str], region: str | None
+) -> None:
+    assert Settings.from_env({**REQUIRED, **variables}).aws_region == region

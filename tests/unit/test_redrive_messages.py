@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from local_stack.events import fixture
-from s3_to_wistia.cli.redrive import DeadLetter, Queue, Summary, default_stack_name, read_message
+from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+from s3_to_wistia.cli.redrive import default_stack_name, summary_lines
+from s3_to_wistia.redrive import DeadLetter, Summary, read_message
 
 S3_RECORD = fixture("s3-object-created.json")["Records"][0]
 EVENTBRIDGE = fixture("eventbridge-object-created.json")
@@ -124,13 +126,14 @@ def test_the_summary_counts_by_reason_and_fails_while_objects_still_fail() -> No
     summary.skipped["not redrivable: not JSON"] += 1
 
     assert summary.exit_code == 1
-    assert summary.lines() == [
+    assert summary_lines(summary) == [
         "3 message(s) read; redriven 2: submitted 1, still failing 1; already imported 0; "
         "skipped 1",
         "  still failing, by reason:",
         "        1  FAILED: video limit",
         "  skipped, by reason:",
         "        1  not redrivable: not JSON",
+        "2 message(s) left in the queue",
     ]
     assert Summary(dry_run=True, read=1, redriven=1).exit_code == 0
 
@@ -183,7 +186,7 @@ def test_a_message_seen_again_is_read_once_and_released_by_its_newest_handle() -
     sqs = FakeSqs(
         [first, second], [{**first, "ReceiptHandle": "a-2"}, {**second, "ReceiptHandle": "b-2"}]
     )
-    queue = Queue(sqs, "https://queue", wait_seconds=0)
+    queue = DeadLetterQueue(sqs, "https://queue", wait_seconds=0)
 
     read = [m["MessageId"] for m in queue.messages()]
     queue.delete(read_message(second))

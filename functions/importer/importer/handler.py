@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
-from s3_to_wistia.wiring import LockedMetrics, build_importer
+from s3_to_wistia.wiring import LockedMetrics, build_import_function
 
 settings = Settings.from_env()
 logger = Logger()
@@ -16,11 +16,11 @@ logger = Logger()
 # dozen patchers, and its httplib patch does not see urllib3 2's requests anyway.
 tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
-importer = build_importer(settings, logger, LockedMetrics(metrics))
+function = build_import_function(settings, logger, LockedMetrics(metrics))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_event(event, context, importer, logger)
+    return handle_event(event, context, function.importer, function.dead_letters, logger)

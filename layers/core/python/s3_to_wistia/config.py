@@ -81,6 +81,9 @@ class Settings:
     # An IAM user's keys (JSON secret) that sign presigned URLs valid for up to 7 days,
     # instead of the role's temporary credentials, which die within hours.
     signing_credentials_secret: str | None = None
+    # Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
+    # leaves it to boto3's own configuration).
+    aws_region: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +113,7 @@ class Settings:
                 env, "WISTIA_LOOKUP_BEFORE_RESUBMIT", cls.lookup_before_resubmit
             ),
             signing_credentials_secret=_optional(env, "SIGNING_CREDENTIALS_SECRET"),
+            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
         )
 
 

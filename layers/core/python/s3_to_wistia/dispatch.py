@@ -11,17 +11,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from s3_to_wistia.adapters.records import iso_now
+from s3_to_wistia.contracts import DeadLetterMessage
 from s3_to_wistia.errors import RetryableError, UnsupportedEvent
 from s3_to_wistia.events import Parsed, event_kind, parse_notification, parse_sqs_body
 from s3_to_wistia.importing import Importer
+from s3_to_wistia.ports import DeadLetterSink, Log
+from s3_to_wistia.times import iso_now
 
 # SQS hands over up to 10 messages; each waits mostly on Wistia, so they run at once.
 SQS_WORKERS = 10
 _sqs_pool = ThreadPoolExecutor(max_workers=SQS_WORKERS, thread_name_prefix="record")
 
 
-def handle_event(event: Any, context: Any, importer: Importer, log: Any) -> dict[str, Any]:
+def handle_event(
+    event: Any, context: Any, importer: Importer, dead_letters: DeadLetterSink, log: Log
+) -> dict[str, Any]:
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
     try:
         kind = event_kind(event)
@@ -30,12 +34,12 @@ def handle_event(event: Any, context: Any, importer: Importer, log: Any) -> dict
         log.error("unsupported event: nothing imported", reason=str(error))
         raise
     if parsed is None:
-        return _handle_sqs_batch(event, context, importer, log, deadline)
+        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline)
     return {"results": import_all(parsed, importer, log, deadline)}
 
 
 def import_all(
-    parsed: Parsed, importer: Importer, log: Any, deadline: float
+    parsed: Parsed, importer: Importer, log: Log, deadline: float
 ) -> list[dict[str, str]]:
     """Import every object named; raise RetryableError after trying all if any must come back."""
     for reason in parsed.ignored:
@@ -62,7 +66,12 @@ def import_all(
 
 
 def _handle_sqs_batch(
-    event: Any, context: Any, importer: Importer, log: Any, deadline: float
+    event: Any,
+    context: Any,
+    importer: Importer,
+    dead_letters: DeadLetterSink,
+    log: Log,
+    deadline: float,
 ) -> Any:
     # Imported here: direct S3 invocations, the common case, never need batch handling.
     import asyncio
@@ -81,7 +90,11 @@ def _handle_sqs_batch(
             log.error(
                 "SQS message is not an S3 event; sent to the dead-letter queue", reason=str(error)
             )
-            importer.dead_letters.send(_unreadable_message(str(error), body, message_id))
+            dead_letters.send(
+                DeadLetterMessage.for_unreadable_message(
+                    str(error), body, message_id, failed_at=iso_now()
+                )
+            )
             return
         import_all(parsed, importer, log, deadline)
 
@@ -93,18 +106,3 @@ def _handle_sqs_batch(
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
-
-
-def _unreadable_message(reason: str, body: str, message_id: str) -> dict[str, Any]:
-    return {
-        "bucket": None,
-        "object_key": None,
-        "object_version": None,
-        "reason": f"unreadable SQS message {message_id}: {reason}",
-        "http_status": None,
-        "wistia_error": None,
-        "retryable": False,
-        "attempts": 0,
-        "failed_at": iso_now(),
-        "source_event": {"sqs_message_id": message_id, "body": body[:100_000]},
-    }

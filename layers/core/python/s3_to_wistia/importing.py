@@ -11,74 +11,72 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
-from s3_to_wistia.adapters.records import (
-    AlreadyHandled,
-    Claim,
-    Records,
-    iso,
-    iso_now,
-    iso_precise,
-    parse_iso,
-)
-from s3_to_wistia.adapters.secrets import TokenSource
-from s3_to_wistia.adapters.storage import ObjectGone, Storage
-from s3_to_wistia.adapters.wistia import WistiaClient, WistiaUnreachable
 from s3_to_wistia.config import Settings
-from s3_to_wistia.errors import PermanentError, RetryableError
-from s3_to_wistia.model import ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status, WistiaAnswer
+from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
+from s3_to_wistia.errors import (
+    AlreadyHandled,
+    ObjectGone,
+    PermanentError,
+    RetryableError,
+    WistiaUnreachable,
+)
+from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from s3_to_wistia.policy import (
+    Accepted,
+    AttemptResult,
+    Fail,
+    FoundLost,
+    HandBack,
+    NotFoundYet,
+    ReadTokenAgain,
+    Refused,
+    Step,
+    Submit,
+    Tries,
+    Unavailable,
+    Unreachable,
+    Wait,
+    decide,
+    plan,
+)
+from s3_to_wistia.ports import (
+    DeadLetterSink,
+    Log,
+    MetricSink,
+    ObjectStore,
+    RecordStore,
+    TokenProvider,
+    WistiaApi,
+)
 from s3_to_wistia.rules import (
-    Verdict,
     judge,
     media_name,
     parse_body,
     parse_retry_after,
     pick_lost_media,
     project_for,
-    retry_delay,
     skip_reason_for_key,
     skip_reason_for_size,
     without_query,
 )
+from s3_to_wistia.times import iso, iso_now, iso_precise
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
-# How long after a timed-out submission Wistia may still create its media.
-SETTLE_SECONDS = 30.0
-
-
-@dataclass
-class Tries:
-    """What one object's submissions have come to so far, across invocations."""
-
-    count: int = 0
-    # Submissions whose answer never came: Wistia may hold a media for them.
-    unanswered: int = 0
-    first_submit_at: str | None = None
-    # When a submission last timed out: Wistia had the whole request and may still be
-    # creating the media, so nobody submits again until SETTLE_SECONDS have passed.
-    timed_out_at: str | None = None
-
-
-class DeadLetterSink(Protocol):
-    def send(self, message: dict[str, Any]) -> None: ...
-
-
-class MetricSink(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
 
 
 @dataclass
 class Importer:
     settings: Settings
-    storage: Storage
-    records: Records
+    storage: ObjectStore
+    records: RecordStore
     dead_letters: DeadLetterSink
-    wistia: WistiaClient
-    tokens: TokenSource
+    wistia: WistiaApi
+    tokens: TokenProvider
     metrics: MetricSink
-    log: Any
+    log: Log
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     random_fraction: Callable[[], float] = field(default=random.random)
@@ -99,16 +97,20 @@ class Importer:
         try:
             info = self.storage.head(obj)
         except ObjectGone as gone:
-            self.records.finish(obj, claim, Status.SKIPPED, {"error": str(gone)})
+            self.records.finish(obj, claim, Status.SKIPPED, RecordFields(error=str(gone)))
             return self._skipped(obj, str(gone))
         except PermanentError as error:
             return self._fail(obj, claim, error, attempts=0)
         except RetryableError as error:
-            self.records.release(obj, claim, str(error), claim.earlier_attempts)
+            self.records.release(
+                obj,
+                claim,
+                RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts),
+            )
             raise
         skip = skip_reason_for_size(info.size)
         if skip:
-            self.records.finish(obj, claim, Status.SKIPPED, {"error": skip})
+            self.records.finish(obj, claim, Status.SKIPPED, RecordFields(error=skip))
             return self._skipped(obj, skip)
         presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
         return self._submit(obj, claim, self._form(obj, info, presigned.url), presigned, deadline)
@@ -121,65 +123,75 @@ class Importer:
         presigned: PresignedUrl,
         deadline: float,
     ) -> Outcome:
-        tries = Tries(
-            unanswered=claim.earlier_attempts,
-            first_submit_at=claim.first_submit_at,
-            timed_out_at=claim.timed_out_at,
-        )
-        looks_first = self.settings.lookup_before_resubmit
+        """Attempt, then follow the policy's decision, until it says how the object ends."""
+        tries = Tries.after(claim)
         refresh_token = False
         while True:
-            tries.count += 1
-            lost = answer = None
-            try:
-                token = self.tokens.get(refresh=refresh_token)
-                if tries.unanswered and looks_first:
-                    lost = self._find_lost_import(form, token, tries)
-                if lost is None and not (looks_first and self._may_still_be_working(tries)):
-                    tries.first_submit_at = tries.first_submit_at or iso(self.clock())
-                    answer = self.wistia.import_url(form, token)
-                    verdict = self._judged(answer)
-            except PermanentError as error:
-                if error.http_status == 401 and not refresh_token:
-                    # The token may have been rotated since it was cached: read it once more.
-                    self.log.info("Wistia rejected the cached token; reading the secret again")
-                    refresh_token = True
-                    continue
-                return self._fail(obj, claim, error, tries.count)
-            except (WistiaUnreachable, RetryableError) as error:
-                if isinstance(error, WistiaUnreachable) and error.maybe_received:
-                    tries.unanswered += 1
-                    if error.still_working:
-                        tries.timed_out_at = iso_precise(self.clock())
-                self._wait_or_give_up(obj, claim, str(error), tries, None, deadline)
-                continue
-            if lost is not None:
-                return self._submitted(obj, claim, lost, presigned, tries, recovered=True)
-            if answer is None:
-                # Wistia timed out holding the whole request and may yet create the media:
-                # resubmitting now could make a second one. Hand the object back; the next
-                # delivery, a minute on, looks again first.
-                self._give_up(obj, claim, "Wistia may still be creating the media", tries)
-            if verdict.accepted:
-                return self._submitted(obj, claim, verdict.body, presigned, tries)
-            if answer.status == 200:
-                tries.unanswered += 1  # Wistia accepted something we cannot read: look first
-            retry_after = parse_retry_after(answer.retry_after, self.clock())
-            self._wait_or_give_up(obj, claim, verdict.reason, tries, retry_after, deadline)
+            tries = tries.next_attempt()
+            result, tries = self._attempt(form, tries, refresh_token)
+            decision, tries = decide(
+                result,
+                tries,
+                now=self.clock(),
+                deadline=deadline,
+                max_attempts=self.settings.max_attempts,
+                random_fraction=self.random_fraction(),
+            )
+            refresh_token = isinstance(decision, ReadTokenAgain)
+            if isinstance(decision, Submit):
+                return self._submitted(obj, claim, decision, presigned, tries)
+            if isinstance(decision, Fail):
+                return self._fail(obj, claim, decision.error, tries.count)
+            if isinstance(decision, HandBack):
+                self._hand_back(obj, claim, decision.reason, tries)
+            if isinstance(decision, Wait):
+                self._count("WistiaRetries")
+                self.log.info(
+                    "retrying the import",
+                    reason=decision.reason,
+                    attempt=tries.count,
+                    delay_seconds=round(decision.delay, 2),
+                )
+                self.sleep(decision.delay)
+            elif refresh_token:
+                # The token may have been rotated since it was cached: read it once more.
+                self.log.info("Wistia rejected the cached token; reading the secret again")
 
-    def _may_still_be_working(self, tries: Tries) -> bool:
-        if tries.timed_out_at is None:
-            return False
-        return self.clock() - parse_iso(tries.timed_out_at) < SETTLE_SECONDS
+    def _attempt(
+        self, form: dict[str, str], tries: Tries, refresh_token: bool
+    ) -> tuple[AttemptResult, Tries]:
+        """One pass: the token, a look for a lost import if the policy asks, the submission."""
+        step = plan(tries, self.clock(), self.settings.lookup_before_resubmit)
+        try:
+            token = self.tokens.get(refresh=refresh_token)
+            if step is not Step.SUBMIT:
+                found = self._find_lost_import(form, token, tries)
+                if found is not None:
+                    return FoundLost(found), tries
+                if step is Step.LOOK_ONLY:
+                    return NotFoundYet(), tries
+            tries = tries.submitting(self.clock())
+            return self._judged(self.wistia.import_url(form, token)), tries
+        except PermanentError as error:
+            return Refused(error), tries
+        except WistiaUnreachable as error:
+            return Unreachable(error.reason, error.maybe_received, error.still_working), tries
+        except RetryableError as error:
+            return Unavailable(str(error)), tries
 
-    def _judged(self, answer: WistiaAnswer) -> Verdict:
-        """Wistia's answer judged; a permanent refusal is raised as PermanentError."""
+    def _judged(self, answer: Any) -> AttemptResult:
         verdict = judge(answer)
-        if not (verdict.accepted or verdict.retryable):
-            if verdict.video_limit:
-                self._count("VideoLimitReached")
-            raise PermanentError(verdict.reason, answer.status, verdict.body)
-        return verdict
+        if verdict.accepted:
+            return Accepted(verdict.body)
+        if verdict.retryable:
+            return Unavailable(
+                verdict.reason,
+                retry_after=parse_retry_after(answer.retry_after, self.clock()),
+                maybe_created=answer.status == 200,
+            )
+        if verdict.video_limit:
+            self._count("VideoLimitReached")
+        return Refused(PermanentError(verdict.reason, answer.status, verdict.body))
 
     def _find_lost_import(
         self, form: dict[str, str], token: str, tries: Tries
@@ -192,40 +204,27 @@ class Importer:
             raise RetryableError(
                 f"could not look for a lost import in Wistia's media list ({answer.status})"
             )
-        found = pick_lost_media(
-            parse_body(answer), form["name"], tries.first_submit_at or iso(self.clock())
-        )
+        first_submit_at = tries.first_submit_at or self.clock()
+        found = pick_lost_media(parse_body(answer), form["name"], iso(first_submit_at))
         if found is not None:
             self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
             self._count("LostAnswersRecovered")
         return found
 
-    def _wait_or_give_up(
-        self,
-        obj: ObjectRef,
-        claim: Claim,
-        reason: str,
-        tries: Tries,
-        retry_after: float | None,
-        deadline: float,
-    ) -> None:
-        """Sleep before the next attempt, or hand the object back to Lambda's retries."""
-        delay = retry_delay(tries.count, retry_after, self.random_fraction())
-        if tries.count >= self.settings.max_attempts or self.clock() + delay > deadline:
-            self._give_up(obj, claim, reason, tries)
-        self._count("WistiaRetries")
-        self.log.info(
-            "retrying the import", reason=reason, attempt=tries.count, delay_seconds=round(delay, 2)
-        )
-        self.sleep(delay)
-
-    def _give_up(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
+    def _hand_back(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
         """Hand the object back for a later delivery, remembering unanswered submissions."""
         self.log.warning(
             "giving the import back for a later retry", reason=reason, attempts=tries.count
         )
         self.records.release(
-            obj, claim, reason, tries.unanswered, tries.first_submit_at, tries.timed_out_at
+            obj,
+            claim,
+            RecordFields(
+                error=reason,
+                unanswered_submits=tries.unanswered,
+                first_submit_at=_iso_or_none(iso, tries.first_submit_at),
+                timed_out_at=_iso_or_none(iso_precise, tries.timed_out_at),
+            ),
         )
         raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
@@ -251,25 +250,23 @@ class Importer:
         self,
         obj: ObjectRef,
         claim: Claim,
-        media: dict[str, Any],
+        decision: Submit,
         presigned: PresignedUrl,
         tries: Tries,
-        recovered: bool = False,
     ) -> Outcome:
+        media = decision.media
         hashed_id = str(media["hashed_id"])
-        fields = {
-            "wistia_hashed_id": hashed_id,
-            "wistia_media_id": media.get("id"),
-            "wistia_response": media,
-            "source_url": without_query(presigned.url),
-            "url_expires_at": iso(presigned.expires_at),
-            "submitted_at": iso_now(),
-            "attempts": tries.count,
-            "unanswered_submits": tries.unanswered,
-        }
-        if recovered:
-            # Wistia answered none of our submissions, but its media list shows the import.
-            fields["recovered_lost_answer"] = True
+        fields = RecordFields(
+            wistia_hashed_id=hashed_id,
+            wistia_media_id=media.get("id"),
+            wistia_response=media,
+            source_url=without_query(presigned.url),
+            url_expires_at=iso(presigned.expires_at),
+            submitted_at=iso_now(),
+            attempts=tries.count,
+            unanswered_submits=tries.unanswered,
+            recovered_lost_answer=True if decision.recovered else None,
+        )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")
         self.log.info("import submitted", wistia_hashed_id=hashed_id, attempts=tries.count)
@@ -278,24 +275,21 @@ class Importer:
     def _fail(self, obj: ObjectRef, claim: Claim, error: PermanentError, attempts: int) -> Outcome:
         # The dead letter goes first: if the queue is down the invocation must fail, so
         # Lambda keeps the event, and the claim is handed back for that retry.
-        message = {
-            "bucket": obj.bucket,
-            "object_key": obj.key,
-            "object_version": obj.version,
-            "reason": error.reason,
-            "http_status": error.http_status,
-            "wistia_error": error.wistia_error,
-            "retryable": False,
-            "attempts": attempts,
-            "failed_at": iso_now(),
-            "source_event": obj.source_event,
-        }
+        message = DeadLetterMessage.for_object(
+            obj,
+            error.reason,
+            failed_at=iso_now(),
+            http_status=error.http_status,
+            wistia_error=error.wistia_error,
+            attempts=attempts,
+        )
         try:
             self.dead_letters.send(message)
         except RetryableError:
-            self.records.release(obj, claim, f"{error.reason} (dead-letter queue unreachable)", 0)
+            reason = f"{error.reason} (dead-letter queue unreachable)"
+            self.records.release(obj, claim, RecordFields(error=reason, unanswered_submits=0))
             raise
-        fields = {"error": error.reason, "http_status": error.http_status, "attempts": attempts}
+        fields = RecordFields(error=error.reason, http_status=error.http_status, attempts=attempts)
         self.records.finish(obj, claim, Status.FAILED, fields)
         self._count("ImportsFailed")
         self.log.error(
@@ -312,3 +306,7 @@ class Importer:
 
     def _count(self, name: str) -> None:
         self.metrics.add_metric(name=name, unit="Count", value=1)
+
+
+def _iso_or_none(format_time: Callable[[float], str], epoch: float | None) -> str | None:
+    return None if epoch is None else format_time(epoch)

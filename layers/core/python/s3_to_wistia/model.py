@@ -61,6 +61,18 @@ class WistiaAnswer:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One invocation's hold on an object version's record, and what earlier ones left."""
+
+    claim_id: str
+    # Submissions made by earlier invocations whose answer never came back.
+    earlier_attempts: int
+    first_submit_at: str | None
+    # When an earlier invocation's submission last timed out (Wistia may still be at it).
+    timed_out_at: str | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: Status
     object: ObjectRef

@@ -137,6 +137,13 @@ def judge(answer: WistiaAnswer) -> Verdict:
     )
 
 
+# Answers whose meaning is their status alone.
+PERMANENT_REASONS = {
+    401: "Wistia rejected the API token (401); check the token secret",
+    403: "Wistia refused the import (403): the plan may lack this feature",
+}
+
+
 def _judge(answer: WistiaAnswer) -> Verdict:
     body = parse_body(answer)
     status = answer.status
@@ -145,23 +152,23 @@ def _judge(answer: WistiaAnswer) -> Verdict:
             return Verdict(True, False, "accepted", body)
         # A 200 without a media object is not an import we can record; Wistia may be degraded.
         return Verdict(False, True, "Wistia answered 200 without a media object", body)
-    message = wistia_error_message(body)
     if status == 429:
         return Verdict(False, True, "Wistia rate limit exceeded (429)", body)
     if status >= 500 or status == 408:
         return Verdict(False, True, f"Wistia is unavailable ({status})", body)
-    if status == 401:
-        return Verdict(
-            False, False, "Wistia rejected the API token (401); check the token secret", body
-        )
-    if status == 403:
-        return Verdict(
-            False, False, "Wistia refused the import (403): the plan may lack this feature", body
-        )
-    if status == 400 and message and VIDEO_LIMIT_WORDS in message.lower():
+    return _refusal(status, body)
+
+
+def _refusal(status: int, body: Any) -> Verdict:
+    """A permanent answer, in Wistia's words where it gave any."""
+    if status in PERMANENT_REASONS:
+        return Verdict(False, False, PERMANENT_REASONS[status], body)
+    message = wistia_error_message(body)
+    if not message:
+        return Verdict(False, False, f"Wistia answered {status}", body)
+    if status == 400 and VIDEO_LIMIT_WORDS in message.lower():
         return Verdict(False, False, message, body, video_limit=True)
-    described = message or f"Wistia answered {status}"
-    return Verdict(False, False, f"{described} ({status})" if message else described, body)
+    return Verdict(False, False, f"{message} ({status})", body)
 
 
 # Wistia's clock and ours may differ: a lost import may look created a little "before" it.

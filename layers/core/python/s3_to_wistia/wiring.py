@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -21,14 +22,27 @@ from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
 from s3_to_wistia.config import Settings
-from s3_to_wistia.importing import Importer, MetricSink
+from s3_to_wistia.importing import Importer
+from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink
 
 # Enough connections for a full SQS batch of 10 records handled at once.
 POOL_SIZE = 10
 
 
-def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importer:
-    session = boto3.session.Session()
+@dataclass(frozen=True)
+class ImportFunction:
+    """What the import function's handler hands to dispatch."""
+
+    importer: Importer
+    dead_letters: DeadLetterSink
+
+
+def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importer:
+    return build_import_function(settings, log, metrics).importer
+
+
+def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> ImportFunction:
+    session = boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
@@ -53,13 +67,14 @@ def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importe
                 config=s3_config,
             ),
         ).client
-    return Importer(
+    dead_letters = DeadLetters(
+        _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
+    )
+    importer = Importer(
         settings=settings,
         storage=Storage(s3, session.get_credentials(), signer),
         records=Records(dynamodb, settings.imports_table_name),
-        dead_letters=DeadLetters(
-            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
-        ),
+        dead_letters=dead_letters,
         wistia=WistiaClient(
             http,
             settings.upload_url,
@@ -70,6 +85,7 @@ def build_importer(settings: Settings, log: Any, metrics: MetricSink) -> Importe
         metrics=metrics,
         log=log,
     )
+    return ImportFunction(importer, dead_letters)
 
 
 class LockedMetrics:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3_to_wistia.errors import RetryableError
-from s3_to_wistia.model import ObjectRef, Status
+from s3_to_wistia.contracts import ImportRecord, RecordFields
+from s3_to_wistia.errors import AlreadyHandled, ClaimedElsewhere, RetryableError
+from s3_to_wistia.model import Claim, ObjectRef, Status
+from s3_to_wistia.times import iso_now
 
 RETRYABLE_CODES = frozenset(
     {
@@ -36,49 +36,9 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-@dataclass(frozen=True)
-class Claim:
-    claim_id: str
-    # Submissions made by earlier invocations whose answer never came back (see WistiaClient).
-    earlier_attempts: int
-    first_submit_at: str | None
-    # When an earlier invocation's submission last timed out (Wistia may still be at it).
-    timed_out_at: str | None = None
-
-
-class AlreadyHandled(Exception):
-    """Another delivery of this object version already finished it."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class ClaimedElsewhere(RetryableError):
-    """Another invocation is importing this object version right now."""
-
-
 def record_key(obj: ObjectRef) -> dict[str, Any]:
     """The record's DynamoDB key: s3://bucket/key and the object version."""
     return {"object_uri": {"S": obj.uri}, "object_version": {"S": obj.version}}
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_precise(epoch: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-def parse_iso(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Records:
@@ -153,9 +113,9 @@ class Records:
             {"status": Status.SKIPPED.value, "error": reason, "created_at": now, "updated_at": now},
         )
 
-    def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: dict[str, Any]) -> None:
+    def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: RecordFields) -> None:
         """Close the claim with the final status and what we learned."""
-        values = {**fields, "status": status.value, "updated_at": iso_now()}
+        values = {**fields.attributes(), "status": status.value, "updated_at": iso_now()}
         names = {f"#f{i}": name for i, name in enumerate(values)}
         sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
         try:
@@ -179,23 +139,64 @@ class Records:
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB write failed: {error}") from error
 
-    def release(
-        self,
-        obj: ObjectRef,
-        claim: Claim,
-        reason: str,
-        unanswered_submits: int,
-        first_submit_at: str | None = None,
-        timed_out_at: str | None = None,
-    ) -> None:
+    def release(self, obj: ObjectRef, claim: Claim, fields: RecordFields) -> None:
         """Hand the object back for a later retry, remembering submissions of unknown fate,
         so the retry looks for the media they may have created before submitting again."""
-        fields: dict[str, Any] = {"error": reason, "unanswered_submits": unanswered_submits}
-        if first_submit_at is not None:
-            fields["first_submit_at"] = first_submit_at
-        if timed_out_at is not None:
-            fields["timed_out_at"] = timed_out_at
         self.finish(obj, claim, Status.PENDING_RETRY, fields)
+
+    def get(self, obj: ObjectRef) -> ImportRecord | None:
+        """The record as stored now (a consistent read), or None."""
+        try:
+            answer = self._db.get_item(
+                TableName=self._table, Key=record_key(obj), ConsistentRead=True
+            )
+        except ClientError as error:
+            raise _classified(error, "read the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB read failed: {error}") from error
+        item = answer.get("Item")
+        return ImportRecord.from_attributes(_plain(item)) if item else None
+
+    def reopen(self, obj: ObjectRef) -> bool:
+        """FAILED -> PENDING_RETRY, the one status besides "new" that the claim accepts, so
+        a redriven event is imported again. False when the record was not FAILED any more."""
+        now = iso_now()
+        return self._transition(
+            obj,
+            "SET #status = :pending, updated_at = :now, redriven_at = :now ADD redrives :one",
+            "#status = :failed",
+            _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=now, one=1),
+        )
+
+    def undo_reopen(self, obj: ObjectRef) -> bool:
+        """PENDING_RETRY -> FAILED, when a redrive reopened the record and could not go on
+        (its invocation failed to start): the record says FAILED again, as before."""
+        return self._transition(
+            obj,
+            "SET #status = :failed, updated_at = :now",
+            "#status = :pending",
+            _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=iso_now()),
+        )
+
+    def _transition(
+        self, obj: ObjectRef, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=record_key(obj),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _classified(error, "update the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return True
 
     def _put(self, obj: ObjectRef, fields: dict[str, Any]) -> None:
         item = {"bucket": obj.bucket, "object_key": obj.key, **fields}

@@ -9,15 +9,11 @@ from typing import Any
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3_to_wistia.errors import PermanentError, RetryableError
+from s3_to_wistia.errors import ObjectGone, PermanentError, RetryableError
 from s3_to_wistia.model import ObjectInfo, ObjectRef, PresignedUrl
 
 GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
 REPLACED_CODES = frozenset({"412", "PreconditionFailed"})
-
-
-class ObjectGone(Exception):
-    """The object version named by the event is no longer in the bucket."""
 
 
 class Storage:

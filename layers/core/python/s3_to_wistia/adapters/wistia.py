@@ -15,25 +15,11 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from s3_to_wistia.errors import WistiaUnreachable
 from s3_to_wistia.model import WistiaAnswer
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20
-
-
-class WistiaUnreachable(Exception):
-    """No answer from Wistia.
-
-    `maybe_received` is True when the request may have reached Wistia (the connection
-    dropped or timed out after sending): Wistia may have created the media anyway.
-    """
-
-    def __init__(self, reason: str, maybe_received: bool, still_working: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.maybe_received = maybe_received
-        # Timed out waiting: Wistia had the whole request and may still be creating the media.
-        self.still_working = still_working
 
 
 class WistiaClient:

@@ -1,0 +1,214 @@
+"""The two contracts other programs read: the import record and the dead-letter message
+(../shared/CONTRACT.md). Each has one writer and one reader, here, used by the functions,
+the operators' tools and the tests alike, so the shapes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from s3_to_wistia.model import ObjectRef
+
+# SQS takes 256 KiB by default; Wistia's HTML error pages must not crowd out the rest.
+MAX_WISTIA_ERROR_CHARS = 4000
+# What a dead letter keeps of an SQS message that is not an S3 event.
+MAX_UNREADABLE_BODY_CHARS = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordFields:
+    """What an import writes into its record besides its key and status; None leaves an
+    attribute as it is."""
+
+    error: str | None = None
+    http_status: int | None = None
+    attempts: int | None = None
+    # Submissions whose answer never came (Wistia may hold a media for them), when the first
+    # was sent, and when one last timed out (Wistia may still be creating the media).
+    unanswered_submits: int | None = None
+    first_submit_at: str | None = None
+    timed_out_at: str | None = None
+    wistia_hashed_id: str | None = None
+    wistia_media_id: int | None = None
+    wistia_response: Any = None
+    # The presigned URL without its query string: a signature is a credential.
+    source_url: str | None = None
+    url_expires_at: str | None = None
+    submitted_at: str | None = None
+    # Wistia answered none of the submissions, but its media list showed the import.
+    recovered_lost_answer: bool | None = None
+
+    def attributes(self) -> dict[str, Any]:
+        """The attributes to write: every field that is set."""
+        values = ((field.name, getattr(self, field.name)) for field in fields(self))
+        return {name: value for name, value in values if value is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportRecord(RecordFields):
+    """One object version's import record, as stored."""
+
+    bucket: str
+    object_key: str
+    object_version: str
+    status: str
+    created_at: str | None = None
+    updated_at: str | None = None
+    # The claim of the invocation importing it now (status IN_PROGRESS), and until when.
+    claim_id: str | None = None
+    lease_expires_at: Decimal | None = None
+    # Set by the operators' redrive each time it reopens the record.
+    redrives: int | None = None
+    redriven_at: str | None = None
+
+    @property
+    def object_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.object_key}"
+
+    @classmethod
+    def from_attributes(cls, attributes: Mapping[str, Any]) -> ImportRecord:
+        """The one reader: a stored item (plain values, as boto3 deserialises them).
+        Attributes this version does not know are ignored, so older readers keep working
+        when the record gains attributes."""
+        known = {field.name for field in fields(cls)}
+        values = {name: value for name, value in attributes.items() if name in known}
+        for name in (
+            "http_status",
+            "attempts",
+            "unanswered_submits",
+            "wistia_media_id",
+            "redrives",
+        ):
+            if isinstance(values.get(name), Decimal):
+                values[name] = int(values[name])
+        if "object_key" not in values and "object_uri" in attributes:
+            # Every writer sets bucket and object_key; derive them from the key if not.
+            bucket, _, key = str(attributes["object_uri"]).removeprefix("s3://").partition("/")
+            values.setdefault("bucket", bucket)
+            values["object_key"] = key
+        values.setdefault("status", "")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DeadLetterMessage:
+    """An object the function could not import, with what it takes to redrive it."""
+
+    bucket: str | None
+    object_key: str | None
+    object_version: str | None
+    reason: str
+    http_status: int | None
+    wistia_error: Any
+    retryable: bool
+    attempts: int
+    failed_at: str
+    # The original S3 record or EventBridge event: redriving sends it as it is.
+    source_event: dict[str, Any] | None
+
+    @classmethod
+    def for_object(
+        cls,
+        obj: ObjectRef,
+        reason: str,
+        *,
+        failed_at: str,
+        http_status: int | None = None,
+        wistia_error: Any = None,
+        retryable: bool = False,
+        attempts: int = 0,
+    ) -> DeadLetterMessage:
+        return cls(
+            bucket=obj.bucket,
+            object_key=obj.key,
+            object_version=obj.version,
+            reason=reason,
+            http_status=http_status,
+            wistia_error=wistia_error,
+            retryable=retryable,
+            attempts=attempts,
+            failed_at=failed_at,
+            source_event=obj.source_event,
+        )
+
+    @classmethod
+    def for_unreadable_message(
+        cls, reason: str, body: str, message_id: str, *, failed_at: str
+    ) -> DeadLetterMessage:
+        """An SQS message that is not an S3 event: kept with its body, for a person to read."""
+        return cls(
+            bucket=None,
+            object_key=None,
+            object_version=None,
+            reason=f"unreadable SQS message {message_id}: {reason}",
+            http_status=None,
+            wistia_error=None,
+            retryable=False,
+            attempts=0,
+            failed_at=failed_at,
+            source_event={
+                "sqs_message_id": message_id,
+                "body": body[:MAX_UNREADABLE_BODY_CHARS],
+            },
+        )
+
+    def to_json(self) -> str:
+        """The one writer: the message body, Wistia's error bounded in size."""
+        body = {field.name: getattr(self, field.name) for field in fields(self)}
+        body["wistia_error"] = _bounded_error(self.wistia_error)
+        return json.dumps(body, default=_json_default, ensure_ascii=False)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> DeadLetterMessage | None:
+        """The one reader: a parsed message body, or None when another writer sent it
+        (Lambda's on-failure destination, EventBridge's dead-letter delivery)."""
+        if "source_event" not in body or "reason" not in body:
+            return None
+        source = body.get("source_event")
+        status = body.get("http_status")
+        return cls(
+            bucket=_text_or_none(body.get("bucket")),
+            object_key=_text_or_none(body.get("object_key")),
+            object_version=_text_or_none(body.get("object_version")),
+            reason=str(body.get("reason") or "no reason given"),
+            http_status=status
+            if isinstance(status, int) and not isinstance(status, bool)
+            else None,
+            wistia_error=body.get("wistia_error"),
+            retryable=bool(body.get("retryable", False)),
+            attempts=int(body.get("attempts") or 0),
+            failed_at=str(body.get("failed_at") or ""),
+            source_event=source if isinstance(source, dict) else None,
+        )
+
+    def redrive_event(self) -> dict[str, Any] | None:
+        """The event to invoke the function with, or None when the message holds none."""
+        source = self.source_event
+        if isinstance(source, dict) and source.get("eventSource") == "aws:s3":
+            return {"Records": [source]}
+        if isinstance(source, dict) and source.get("source") == "aws.s3":
+            return source
+        return None
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _bounded_error(error: Any) -> Any:
+    if error is None:
+        return None
+    text = error if isinstance(error, str) else json.dumps(error, default=_json_default)
+    if len(text) <= MAX_WISTIA_ERROR_CHARS:
+        return error
+    return text[:MAX_WISTIA_ERROR_CHARS] + "... (truncated)"
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")

@@ -1,0 +1,80 @@
+"""The ports: every collaborator the core calls, as the core needs it. Adapters
+(s3_to_wistia.adapters) implement them against AWS and Wistia; the unit tests implement
+them in memory. Failures cross a port only as the exceptions of s3_to_wistia.errors."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
+from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, PresignedUrl, Status, WistiaAnswer
+
+
+class ObjectStore(Protocol):
+    """The bucket (S3)."""
+
+    def head(self, obj: ObjectRef) -> ObjectInfo:
+        """What S3 says of the object version; ObjectGone when it is not there any more."""
+        ...
+
+    def presign(self, obj: ObjectRef, expires_in: int) -> PresignedUrl: ...
+
+
+class RecordStore(Protocol):
+    """The import records (DynamoDB); the record is also the claim that makes an import
+    happen once."""
+
+    def claim(self, obj: ObjectRef, lease_until: float) -> Claim:
+        """Make the record IN_PROGRESS for this invocation only. AlreadyHandled when a
+        delivery finished it; ClaimedElsewhere while another invocation holds it."""
+        ...
+
+    def record_skipped(self, obj: ObjectRef, reason: str) -> None: ...
+
+    def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: RecordFields) -> None:
+        """Close the claim with its final status (or PENDING_RETRY, see release)."""
+        ...
+
+    def release(self, obj: ObjectRef, claim: Claim, fields: RecordFields) -> None:
+        """Hand the object back for a later delivery (PENDING_RETRY), keeping `fields`."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    """The dead-letter queue (SQS): the last place an object can go."""
+
+    def send(self, message: DeadLetterMessage) -> None: ...
+
+
+class WistiaApi(Protocol):
+    """Wistia's Upload API and the part of its Data API the import uses."""
+
+    def import_url(self, form: dict[str, str], token: str) -> WistiaAnswer:
+        """POST the import form; WistiaUnreachable when no answer came back."""
+        ...
+
+    def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer: ...
+
+
+class TokenProvider(Protocol):
+    """The Wistia API token, from its secret."""
+
+    def get(self, refresh: bool = False) -> str: ...
+
+
+class MetricSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class Log(Protocol):
+    """The structured log (Powertools Logger): a message and key=value pairs."""
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
+
+    def error(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
+
+    def thread_safe_append_keys(self, **additional_keys: object) -> None: ...
+
+    def thread_safe_clear_keys(self) -> None: ...
