@@ -20,6 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from s3_to_wistia.config import Settings
 from s3_to_wistia.importing import Importer
+from s3_to_wistia.redact import scrubbed_json
 from s3_to_wistia.wiring import build_importer
 
 _services = itertools.count(1)
@@ -51,7 +52,11 @@ class CapturedLogger:
     def create(cls) -> CapturedLogger:
         buffer = io.StringIO()
         handler = logging.StreamHandler(buffer)
-        logger = Logger(service=f"s3-to-wistia-test-{next(_services)}", logger_handler=handler)
+        logger = Logger(
+            service=f"s3-to-wistia-test-{next(_services)}",
+            logger_handler=handler,
+            json_serializer=scrubbed_json,  # as the handler's own logger
+        )
         return cls(logger, buffer)
 
     def text(self) -> str:

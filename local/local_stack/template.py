@@ -193,6 +193,12 @@ def _evaluate(expression: Any, holds: Callable[[str], bool], values: Mapping[str
             return holds(expression["Condition"])
         if "Ref" in expression and expression["Ref"] in values:
             return values[expression["Ref"]]
+        if "Fn::Join" in expression:
+            # A CommaDelimitedList parameter is its items: join them.
+            delimiter, items = expression["Fn::Join"]
+            value = _evaluate(items, holds, values)
+            parts = value.split(",") if isinstance(value, str) else list(value)
+            return str(delimiter).join(part.strip() for part in parts)
         raise ValueError(f"cannot evaluate condition {expression} locally")
     return expression
 
@@ -265,11 +271,15 @@ def _bucket(name: str, props: dict[str, Any]) -> str:
 
 
 def _table(name: str, props: dict[str, Any]) -> str:
+    extra = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     boto3.client("dynamodb").create_table(
         TableName=name,
         KeySchema=props["KeySchema"],
         AttributeDefinitions=props["AttributeDefinitions"],
         BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+        **extra,
     )
     return name
 

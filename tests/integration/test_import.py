@@ -452,11 +452,13 @@ def test_concurrent_deliveries_import_once_and_none_is_lost(
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(invoke, instances))
 
-    # Then Wistia saw one import; the others were duplicates or told to come back
+    # Then Wistia saw one import; the others were duplicates, and none failed its
+    # invocation: the one holding the claim finishes the object (an error here would count
+    # S3's ordinary duplicate deliveries as function errors)
     assert len(wistia_emulator.requests()) == 1
     assert outcomes.count("SUBMITTED") >= 1
-    assert set(outcomes) <= {"SUBMITTED", "RETRY"}
-    # And a redelivery of the ones told to come back finds the work done
+    assert set(outcomes) <= {"SUBMITTED", "IN_PROGRESS"}
+    # And any later delivery finds the work done
     for importer in instances:
         assert deliver(event, importer, captured_log)["results"][0]["status"] == "SUBMITTED"
     assert len(wistia_emulator.requests()) == 1

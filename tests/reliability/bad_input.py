@@ -80,8 +80,6 @@ def odd_objects() -> list[ObjectPlan]:
         key_of_bytes("long/", "日", 1024, ".mov"),
         "//double//slashes.mp4",
         "/leading slash.mp4",
-        "dots/./dot segment.mp4",
-        "dots/sub/../dot-dot segment.mp4",
     ]
     plans = [ObjectPlan(key, body_for(n), "import") for n, key in enumerate(to_import)]
     plans += [
@@ -93,6 +91,10 @@ def odd_objects() -> list[ObjectPlan]:
         ObjectPlan("docs/archive.mp4.zip", b"zip", "skip", note="filtered extension"),
         ObjectPlan("docs/trailing space.mp4 ", b"bytes", "skip", note="extension 'mp4 '"),
         ObjectPlan("..", b"dots", "skip", note="no extension"),
+        # A fetcher resolves . and .. in a URL's path and asks S3 for another key: refused,
+        # with the reason, before Wistia is asked.
+        ObjectPlan("dots/./dot segment.mp4", body_for(97), "fail", note="dot segment"),
+        ObjectPlan("dots/sub/../dot-dot segment.mp4", body_for(98), "fail", note="dot segments"),
         ObjectPlan(
             "refused/bad project.mp4",
             body_for(99),

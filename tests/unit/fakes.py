@@ -21,7 +21,15 @@ from s3_to_wistia.errors import (
     WistiaUnreachable,
 )
 from s3_to_wistia.importing import Importer
-from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, PresignedUrl, Status, WistiaAnswer
+from s3_to_wistia.model import (
+    Claim,
+    ObjectInfo,
+    ObjectRef,
+    PresignedUrl,
+    ProbeAnswer,
+    Status,
+    WistiaAnswer,
+)
 from s3_to_wistia.times import iso_now
 
 FINAL = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
@@ -58,6 +66,8 @@ class FakeObjects:
 
     objects: dict[str, ObjectInfo] = field(default_factory=dict)
     failure: Exception | None = None
+    probe_answer: ProbeAnswer = field(default_factory=lambda: ProbeAnswer(206, etag='"etag"'))
+    probes: list[str] = field(default_factory=list)
 
     def put(self, key: str, size: int = 1000, **metadata: str) -> None:
         self.objects[key] = ObjectInfo(size, "video/mp4", metadata)
@@ -72,6 +82,10 @@ class FakeObjects:
     def presign(self, ref: ObjectRef, expires_in: int) -> PresignedUrl:
         url = f"https://media.s3.example/{ref.key}?X-Amz-Signature=secret-signature"
         return PresignedUrl(url, 1_800_000_000.0 + expires_in)
+
+    def probe(self, url: str) -> ProbeAnswer:
+        self.probes.append(url)
+        return self.probe_answer
 
 
 @dataclass
@@ -129,6 +143,10 @@ class FakeRecords:
     def release(self, ref: ObjectRef, claim: Claim, fields: RecordFields) -> None:
         self.finish(ref, claim, Status.PENDING_RETRY, fields)
 
+    def recorded_media(self, hashed_ids: list[str]) -> set[str]:
+        held = {item.get("wistia_hashed_id") for item in self.items.values()}
+        return {hashed_id for hashed_id in hashed_ids if hashed_id in held}
+
     def record(self, ref: ObjectRef) -> ImportRecord:
         return ImportRecord.from_attributes(self.items[(ref.uri, ref.version)])
 
@@ -176,12 +194,16 @@ class ScriptedWistia:
     tokens: list[str] = field(default_factory=list)
     lookups: int = 0
 
-    def import_url(self, form: dict[str, str], token: str) -> WistiaAnswer:
+    def import_url(
+        self, form: dict[str, str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
         self.forms.append(form)
         self.tokens.append(token)
         return _next(self.imports)
 
-    def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer:
+    def list_medias(
+        self, name: str, project_id: str | None, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
         self.lookups += 1
         return _next(self.listings or [WistiaAnswer(200, b"[]", "application/json", None)])
 

@@ -34,6 +34,7 @@ CALLS_THE_CODE_MAKES = {
     "s3:ListBucket",  # so a missing object is 404, not 403
     "dynamodb:UpdateItem",  # claim and finish
     "dynamodb:PutItem",  # SKIPPED records
+    "dynamodb:Query",  # the hashed-id index: is a media another object's already?
     "sqs:SendMessage",  # dead letters (and Lambda's on-failure destination)
     "secretsmanager:GetSecretValue",  # the token (and the signing credentials, when set)
 }
@@ -189,6 +190,7 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
         "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
         "dynamodb:PutItem": {"<ImportsTable.Arn>"},
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
         "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
@@ -516,3 +518,74 @@ def test_samconfig_deploys_with_safe_defaults_and_the_users_region() -> None:
     assert not any(
         "region" in section.get("parameters", {}) for section in config["default"].values()
     )
+
+
+# --- what S3 can serve, and keeping what matters ----------------------------------------------
+
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"
+
+
+def test_kms_keys_are_decryptable_only_when_named_and_only_through_s3() -> None:
+    default = deployed()["Resources"]
+    with_keys = deployed(KmsKeyArns=KMS_KEY)["Resources"]
+
+    assert "kms:Decrypt" not in _grants(default)
+    [statement] = [s for s in _allow_statements(with_keys) if s["Action"] == "kms:Decrypt"]
+    assert statement["Resource"] == KMS_KEY
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    }
+
+
+def test_the_records_table_refuses_to_be_deleted(resources: dict[str, Any]) -> None:
+    [table] = _of_type(resources, "AWS::DynamoDB::Table").values()
+
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_old_versions_in_the_created_bucket_expire_as_the_parameter_says() -> None:
+    def rules(**parameters: str) -> dict[str, Any]:
+        bucket = deployed(**parameters)["Resources"]["MediaBucket"]
+        found = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+        return {rule["Id"]: rule for rule in found}
+
+    assert rules()["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": "30"}
+    assert rules(NoncurrentVersionDays="90")["ExpireOldVersions"][
+        "NoncurrentVersionExpiration"
+    ] == {"NoncurrentDays": "90"}
+    assert "ExpireOldVersions" not in rules(NoncurrentVersionDays="0")
+    assert rules()["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
+
+
+def test_the_created_token_secret_holds_the_placeholder_the_function_recognises(
+    resources: dict[str, Any],
+) -> None:
+    from s3_to_wistia.adapters.secrets import PLACEHOLDER_TOKEN, token_from_secret
+    from s3_to_wistia.errors import PermanentError
+
+    [secret] = _of_type(resources, "AWS::SecretsManager::Secret").values()
+    initial = secret["Properties"]["SecretString"]
+
+    with pytest.raises(PermanentError, match="paste your Wistia API token into it"):
+        token_from_secret(initial, "the-secret")
+    assert PLACEHOLDER_TOKEN in initial
+
+
+def test_an_alarm_fires_days_before_a_dead_letter_would_expire(resources: dict[str, Any]) -> None:
+    alarm = resources["DeadLetterAgeAlarm"]["Properties"]
+    [queue] = _of_type(resources, "AWS::SQS::Queue").values()
+
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    retention = int(queue["Properties"]["MessageRetentionPeriod"])
+    assert 0 < int(alarm["Threshold"]) <= retention - 3 * 86400
+
+
+def test_the_media_name_rule_reaches_the_function() -> None:
+    variables = _function(deployed(MediaName="key", KeyPrefix="in/")["Resources"])["Environment"][
+        "Variables"
+    ]
+
+    assert (variables["MEDIA_NAME_FROM"], variables["MEDIA_NAME_STRIP_PREFIX"]) == ("key", "in/")

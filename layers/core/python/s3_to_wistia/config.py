@@ -51,6 +51,7 @@ DEFAULT_EXTENSIONS = frozenset(
     ]
 )
 LOOPBACK_HOSTS = frozenset({"localhost"})
+MEDIA_NAME_RULES = ("file-name", "key")
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,13 @@ class Settings:
     # An IAM user's keys (JSON secret) that sign presigned URLs valid for up to 7 days,
     # instead of the role's temporary credentials, which die within hours.
     signing_credentials_secret: str | None = None
+    # A ranged GET of one byte through the presigned URL before submitting it: S3 answers it
+    # as it will answer Wistia's fetch (archived, KMS key not allowed, a bucket policy...).
+    probe_import_url: bool = True
+    # The media's name: the key's last segment ("file-name") or the whole key ("key"),
+    # less this prefix; x-amz-meta-wistia-name overrides both.
+    media_name_from: str = "file-name"
+    media_name_strip_prefix: str = ""
     # Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
     # leaves it to boto3's own configuration).
     aws_region: str | None = None
@@ -113,6 +121,9 @@ class Settings:
                 env, "WISTIA_LOOKUP_BEFORE_RESUBMIT", cls.lookup_before_resubmit
             ),
             signing_credentials_secret=_optional(env, "SIGNING_CREDENTIALS_SECRET"),
+            probe_import_url=_boolean(env, "PROBE_IMPORT_URL", cls.probe_import_url),
+            media_name_from=_choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
+            media_name_strip_prefix=env.get("MEDIA_NAME_STRIP_PREFIX", ""),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
         )
 
@@ -196,6 +207,15 @@ def _project_map(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ..
     ):
         raise ConfigError(f"{name} must map key prefixes to project hashed ids (strings)")
     return tuple(sorted(((k, v.strip()) for k, v in document.items()), key=lambda p: -len(p[0])))
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    if raw.lower() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.lower()
 
 
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -15,6 +15,7 @@ from s3_to_wistia.contracts import DeadLetterMessage
 from s3_to_wistia.errors import RetryableError, UnsupportedEvent
 from s3_to_wistia.events import Parsed, event_kind, parse_notification, parse_sqs_body
 from s3_to_wistia.importing import Importer
+from s3_to_wistia.model import Status
 from s3_to_wistia.ports import DeadLetterSink, Log
 from s3_to_wistia.times import iso_now
 
@@ -39,9 +40,19 @@ def handle_event(
 
 
 def import_all(
-    parsed: Parsed, importer: Importer, log: Log, deadline: float
+    parsed: Parsed,
+    importer: Importer,
+    log: Log,
+    deadline: float,
+    hand_back_in_progress: bool = False,
 ) -> list[dict[str, str]]:
-    """Import every object named; raise RetryableError after trying all if any must come back."""
+    """Import every object named; raise RetryableError after trying all if any must come back.
+
+    An object another invocation is importing right now is done as far as a direct or
+    EventBridge delivery goes (the holder, or its own event's retry, finishes it: failing
+    here would only count an error for S3's ordinary duplicate deliveries). An SQS message
+    for it is handed back all the same, with `hand_back_in_progress`: that costs nothing
+    and keeps the message until the record is final."""
     for reason in parsed.ignored:
         log.info("record ignored", reason=reason)
     results: list[dict[str, str]] = []
@@ -55,6 +66,8 @@ def import_all(
             results.append(
                 {"object": obj.uri, "version": obj.version, "status": outcome.status.value}
             )
+            if hand_back_in_progress and outcome.status is Status.IN_PROGRESS:
+                retry.append(f"{obj.uri}: {outcome.detail}")
         except RetryableError as error:
             log.warning("import will be retried", reason=str(error))
             retry.append(f"{obj.uri}: {error}")
@@ -96,7 +109,7 @@ def _handle_sqs_batch(
                 )
             )
             return
-        import_all(parsed, importer, log, deadline)
+        import_all(parsed, importer, log, deadline, hand_back_in_progress=True)
 
     async def record_handler(record: Any) -> None:
         loop = asyncio.get_running_loop()

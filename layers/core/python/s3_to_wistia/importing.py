@@ -7,6 +7,7 @@ invocation so Lambda (or SQS) brings the event back. Nothing is dropped silently
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from s3_to_wistia.config import Settings
 from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
 from s3_to_wistia.errors import (
     AlreadyHandled,
+    ClaimedElsewhere,
     ObjectGone,
     PermanentError,
     RetryableError,
@@ -50,8 +52,12 @@ from s3_to_wistia.ports import (
     TokenProvider,
     WistiaApi,
 )
+from s3_to_wistia.redact import redact, redact_value, scrub_exception
 from s3_to_wistia.rules import (
+    ProbeVerdict,
+    bounded,
     judge,
+    judge_probe,
     media_name,
     parse_body,
     parse_retry_after,
@@ -59,6 +65,9 @@ from s3_to_wistia.rules import (
     project_for,
     skip_reason_for_key,
     skip_reason_for_size,
+    storable_answer,
+    unfetchable_key_reason,
+    unservable_reason,
     without_query,
 )
 from s3_to_wistia.times import iso, iso_now, iso_precise
@@ -94,26 +103,86 @@ class Importer:
             self.log.info("duplicate delivery ignored", record_status=done.status)
             self._count("DuplicateDeliveries")
             return Outcome(Status(done.status), obj, "already handled by an earlier delivery")
+        except ClaimedElsewhere:
+            # Not an error: S3 delivers at least once. The invocation holding the claim
+            # finishes the object, or its own event comes back once its lease has ended.
+            self.log.info("duplicate delivery ignored: another invocation is importing it")
+            self._count("DuplicateDeliveries")
+            return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
         try:
-            info = self.storage.head(obj)
+            prepared = self._prepare(obj, claim)
+        except Exception as error:
+            self._release_unexpected(obj, claim, error, claim.earlier_attempts)
+            raise
+        if isinstance(prepared, Outcome):
+            return prepared
+        form, presigned = prepared
+        return self._submit(obj, claim, form, presigned, deadline)
+
+    def _prepare(
+        self, obj: ObjectRef, claim: Claim
+    ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
+        """Everything before the submission: can Wistia fetch this object at all? The form
+        and the URL when it can, else how the object ended."""
+        try:
+            info = self._servable(obj)
+            skip = skip_reason_for_size(info.size)
+            if skip:
+                return self._finish_skipped(obj, claim, skip)
+            presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
+            if self.settings.probe_import_url:
+                self._probe(obj, info, presigned)
         except ObjectGone as gone:
-            self.records.finish(obj, claim, Status.SKIPPED, RecordFields(error=str(gone)))
-            return self._skipped(obj, str(gone))
+            return self._finish_skipped(obj, claim, str(gone))
         except PermanentError as error:
             return self._fail(obj, claim, error, attempts=0)
         except RetryableError as error:
-            self.records.release(
-                obj,
-                claim,
-                RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts),
-            )
+            fields = RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts)
+            self.records.release(obj, claim, fields)
             raise
-        skip = skip_reason_for_size(info.size)
-        if skip:
-            self.records.finish(obj, claim, Status.SKIPPED, RecordFields(error=skip))
-            return self._skipped(obj, skip)
-        presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
-        return self._submit(obj, claim, self._form(obj, info, presigned.url), presigned, deadline)
+        return self._form(obj, info, presigned.url), presigned
+
+    def _servable(self, obj: ObjectRef) -> ObjectInfo:
+        """What S3 says of the object, once sure S3 would serve it through a URL at all."""
+        reason = unfetchable_key_reason(obj.key)
+        if reason:
+            raise PermanentError(reason)
+        info = self.storage.head(obj)
+        reason = unservable_reason(info)
+        if reason:
+            raise PermanentError(reason)
+        return info
+
+    def _probe(self, obj: ObjectRef, info: ObjectInfo, presigned: PresignedUrl) -> None:
+        """GET one byte through the URL: what S3 answers it, it answers Wistia's fetch."""
+        answer = self.storage.probe(presigned.url)
+        # Unversioned: the URL cannot pin the bytes, so at least they must still be ours.
+        expected_etag = None if obj.version_id else obj.etag
+        verdict, reason = judge_probe(answer, info, expected_etag)
+        if verdict is ProbeVerdict.GONE:
+            raise ObjectGone(reason)
+        if verdict is ProbeVerdict.REFUSED:
+            raise PermanentError(reason, answer.status)
+        if verdict is ProbeVerdict.RETRY:
+            raise RetryableError(reason)
+
+    def _release_unexpected(
+        self, obj: ObjectRef, claim: Claim, error: Exception, unanswered: int
+    ) -> NoReturn:
+        """An exception nobody planned for: hand the claim back with what is known, so the
+        next delivery starts over (looking for a media first if one may exist), and let the
+        exception fail the invocation, scrubbed of any credential it may quote."""
+        if isinstance(error, RetryableError):
+            raise error  # every planned path has settled the record already
+        reason = bounded(redact(f"unexpected {type(error).__name__}: {error}"))
+        self.log.error("unexpected failure; the object is handed back for a retry", reason=reason)
+        # If even that fails, the claim's lease ends with the invocation and the retry
+        # takes it over.
+        with contextlib.suppress(RetryableError):
+            self.records.release(
+                obj, claim, RecordFields(error=reason, unanswered_submits=unanswered)
+            )
+        raise scrub_exception(error) from None
 
     def _submit(
         self,
@@ -128,7 +197,12 @@ class Importer:
         refresh_token = False
         while True:
             tries = tries.next_attempt()
-            result, tries = self._attempt(form, tries, refresh_token)
+            try:
+                result, tries = self._attempt(form, tries, refresh_token, deadline)
+            except Exception as error:
+                # A submission may have reached Wistia: the next delivery looks first.
+                submitted = int(tries.first_submit_at is not None)
+                self._release_unexpected(obj, claim, error, tries.unanswered + submitted)
             decision, tries = decide(
                 result,
                 tries,
@@ -139,7 +213,10 @@ class Importer:
             )
             refresh_token = isinstance(decision, ReadTokenAgain)
             if isinstance(decision, Submit):
-                return self._submitted(obj, claim, decision, presigned, tries)
+                try:
+                    return self._submitted(obj, claim, decision, presigned, tries)
+                except Exception as error:
+                    self._release_unexpected(obj, claim, error, tries.unanswered + 1)
             if isinstance(decision, Fail):
                 return self._fail(obj, claim, decision.error, tries.count)
             if isinstance(decision, HandBack):
@@ -158,20 +235,23 @@ class Importer:
                 self.log.info("Wistia rejected the cached token; reading the secret again")
 
     def _attempt(
-        self, form: dict[str, str], tries: Tries, refresh_token: bool
+        self, form: dict[str, str], tries: Tries, refresh_token: bool, deadline: float
     ) -> tuple[AttemptResult, Tries]:
         """One pass: the token, a look for a lost import if the policy asks, the submission."""
         step = plan(tries, self.clock(), self.settings.lookup_before_resubmit)
+        # Wistia's answer must come in time to write it down (in a very short invocation,
+        # the reserve is half of what is left).
+        calls_end = deadline - min(FINISH_RESERVE_SECONDS, max(0.0, deadline - self.clock()) / 2)
         try:
             token = self.tokens.get(refresh=refresh_token)
             if step is not Step.SUBMIT:
-                found = self._find_lost_import(form, token, tries)
+                found = self._find_lost_import(form, token, tries, calls_end)
                 if found is not None:
                     return FoundLost(found), tries
                 if step is Step.LOOK_ONLY:
                     return NotFoundYet(), tries
             tries = tries.submitting(self.clock())
-            return self._judged(self.wistia.import_url(form, token)), tries
+            return self._judged(self.wistia.import_url(form, token, calls_end)), tries
         except PermanentError as error:
             return Refused(error), tries
         except WistiaUnreachable as error:
@@ -194,10 +274,10 @@ class Importer:
         return Refused(PermanentError(verdict.reason, answer.status, verdict.body))
 
     def _find_lost_import(
-        self, form: dict[str, str], token: str, tries: Tries
+        self, form: dict[str, str], token: str, tries: Tries, calls_end: float
     ) -> dict[str, Any] | None:
         """The media an earlier, unanswered submission created at Wistia, if any."""
-        answer = self.wistia.list_medias(form["name"], form.get("project_id"), token)
+        answer = self.wistia.list_medias(form["name"], form.get("project_id"), token, calls_end)
         if answer.status == 401:
             raise PermanentError(judge(answer).reason, 401, judge(answer).body)
         if answer.status != 200:
@@ -205,11 +285,20 @@ class Importer:
                 f"could not look for a lost import in Wistia's media list ({answer.status})"
             )
         first_submit_at = tries.first_submit_at or self.clock()
-        found = pick_lost_media(parse_body(answer), form["name"], iso(first_submit_at))
-        if found is not None:
-            self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
-            self._count("LostAnswersRecovered")
-        return found
+        medias = parse_body(answer)
+        candidates = [
+            str(m["hashed_id"])
+            for m in (medias if isinstance(medias, list) else [])
+            if isinstance(m, dict) and m.get("name") == form["name"] and m.get("hashed_id")
+        ]
+        # Another file of the same name may have been imported meanwhile: not ours.
+        taken = frozenset(self.records.recorded_media(candidates)) if candidates else frozenset()
+        found = pick_lost_media(medias, form["name"], iso(first_submit_at), taken)
+        if found is None:
+            return None
+        self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
+        self._count("LostAnswersRecovered")
+        return dict(storable_answer(redact_value(found)))
 
     def _hand_back(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
         """Hand the object back for a later delivery, remembering unanswered submissions."""
@@ -230,7 +319,13 @@ class Importer:
 
     def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
         meta = info.metadata
-        form = {"url": url, "name": media_name(obj.key, meta.get("wistia-name"))}
+        name = media_name(
+            obj.key,
+            meta.get("wistia-name"),
+            self.settings.media_name_from,
+            self.settings.media_name_strip_prefix,
+        )
+        form = {"url": url, "name": name}
         description = meta.get("wistia-description")
         project_id = project_for(
             obj.key,
@@ -298,6 +393,10 @@ class Importer:
             http_status=error.http_status,
         )
         return Outcome(Status.FAILED, obj, error.reason)
+
+    def _finish_skipped(self, obj: ObjectRef, claim: Claim, reason: str) -> Outcome:
+        self.records.finish(obj, claim, Status.SKIPPED, RecordFields(error=reason))
+        return self._skipped(obj, reason)
 
     def _skipped(self, obj: ObjectRef, reason: str) -> Outcome:
         self._count("ImportsSkipped")

@@ -44,6 +44,24 @@ class ObjectInfo:
     size: int
     content_type: str | None
     metadata: dict[str, str]
+    # What decides whether S3 serves it through a presigned URL at all.
+    storage_class: str | None = None  # None is STANDARD
+    archive_status: str | None = None  # Intelligent-Tiering's ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS
+    restore: str | None = None  # x-amz-restore: 'ongoing-request="false", expiry-date=...'
+    encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
+    kms_key_id: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """What S3 answered a ranged GET of one byte through the presigned URL: what Wistia's
+    fetch would get."""
+
+    status: int
+    error_code: str | None = None
+    error_message: str | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
-from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, PresignedUrl, Status, WistiaAnswer
+from s3_to_wistia.model import (
+    Claim,
+    ObjectInfo,
+    ObjectRef,
+    PresignedUrl,
+    ProbeAnswer,
+    Status,
+    WistiaAnswer,
+)
 
 
 class ObjectStore(Protocol):
@@ -18,6 +26,11 @@ class ObjectStore(Protocol):
         ...
 
     def presign(self, obj: ObjectRef, expires_in: int) -> PresignedUrl: ...
+
+    def probe(self, url: str) -> ProbeAnswer:
+        """A ranged GET of one byte through the presigned URL; RetryableError when S3
+        cannot be reached."""
+        ...
 
 
 class RecordStore(Protocol):
@@ -39,6 +52,10 @@ class RecordStore(Protocol):
         """Hand the object back for a later delivery (PENDING_RETRY), keeping `fields`."""
         ...
 
+    def recorded_media(self, hashed_ids: list[str]) -> set[str]:
+        """Which of these Wistia medias some record already holds."""
+        ...
+
 
 class DeadLetterSink(Protocol):
     """The dead-letter queue (SQS): the last place an object can go."""
@@ -49,11 +66,16 @@ class DeadLetterSink(Protocol):
 class WistiaApi(Protocol):
     """Wistia's Upload API and the part of its Data API the import uses."""
 
-    def import_url(self, form: dict[str, str], token: str) -> WistiaAnswer:
-        """POST the import form; WistiaUnreachable when no answer came back."""
+    def import_url(
+        self, form: dict[str, str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """POST the import form, answer included by `deadline` (epoch seconds);
+        WistiaUnreachable when no answer came back."""
         ...
 
-    def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer: ...
+    def list_medias(
+        self, name: str, project_id: str | None, token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
 
 
 class TokenProvider(Protocol):

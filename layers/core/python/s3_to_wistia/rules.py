@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from s3_to_wistia.model import WistiaAnswer
+from s3_to_wistia.model import ObjectInfo, ProbeAnswer, WistiaAnswer
+from s3_to_wistia.redact import redact, redact_value
 
 MAX_NAME_LENGTH = 255
 VIDEO_LIMIT_WORDS = "video limit"
@@ -48,9 +50,128 @@ def skip_reason_for_size(size: int | None) -> str | None:
     return None
 
 
-def media_name(key: str, override: str | None) -> str:
-    """The Wistia media name: the user's x-amz-meta-wistia-name, else the file name."""
-    name = (override or "").strip() or posixpath.basename(key.rstrip("/")) or key
+# --- what S3 could never serve through a presigned URL ------------------------------------------
+
+ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+ARCHIVE_TIERS = frozenset({"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"})
+SSE_C_REASON = (
+    "the object is encrypted with a customer-provided key (SSE-C): S3 serves it only to "
+    "requests that send the key, which a presigned URL for Wistia cannot; store it with "
+    "SSE-S3 or SSE-KMS instead, then redrive"
+)
+DOT_SEGMENTS_REASON = (
+    "the key has '.' or '..' path segments: a URL fetcher resolves them and asks S3 for "
+    "another key, so Wistia could never fetch this one; rename the object"
+)
+
+
+def unfetchable_key_reason(key: str) -> str | None:
+    """Why no fetcher could GET this key through a URL, judging by the key alone."""
+    if any(segment in (".", "..") for segment in key.split("/")):
+        return DOT_SEGMENTS_REASON
+    return None
+
+
+def is_restored(restore: str | None) -> bool:
+    """x-amz-restore says a restored copy is there: ongoing-request="false"."""
+    return bool(restore) and 'ongoing-request="false"' in str(restore)
+
+
+def unservable_reason(info: ObjectInfo) -> str | None:
+    """Why S3 would refuse Wistia's GET of this object, from what its HEAD says."""
+    tier = info.archive_status if info.archive_status in ARCHIVE_TIERS else None
+    if info.storage_class in ARCHIVE_STORAGE_CLASSES or tier:
+        if is_restored(info.restore):
+            return None
+        where = f"{info.storage_class or 'INTELLIGENT_TIERING'}" + (f", {tier}" if tier else "")
+        if info.restore:
+            return (
+                f"the object is archived ({where}) and its restore is still running: S3 "
+                "serves it once restored; redrive it then"
+            )
+        return (
+            f"the object is archived ({where}): S3 serves it only once restored; restore it "
+            "(aws s3api restore-object), then redrive"
+        )
+    return None
+
+
+class ProbeVerdict(StrEnum):
+    FETCHABLE = "fetchable"
+    GONE = "gone"
+    REFUSED = "refused"  # permanent: Wistia's fetch would be refused the same way
+    RETRY = "retry"
+
+
+def judge_probe(
+    answer: ProbeAnswer, info: ObjectInfo, expected_etag: str | None
+) -> tuple[ProbeVerdict, str]:
+    """What a ranged GET through the presigned URL says of Wistia's coming fetch."""
+    code = answer.error_code or ""
+    message = answer.error_message or ""
+    if answer.status in (200, 206):
+        if expected_etag and answer.etag and _etag(answer.etag) != _etag(expected_etag):
+            return ProbeVerdict.GONE, (
+                "the object was overwritten before it could be imported; the newer object's "
+                "own event imports it"
+            )
+        return ProbeVerdict.FETCHABLE, "fetchable"
+    if answer.status == 404:
+        return ProbeVerdict.GONE, "the object was deleted before it could be imported"
+    if answer.status == 429 or answer.status >= 500:
+        return (
+            ProbeVerdict.RETRY,
+            f"S3 could not serve the presigned URL now ({answer.status} {code})",
+        )
+    if code == "InvalidObjectState":
+        return ProbeVerdict.REFUSED, unservable_reason(info) or (
+            "the object is archived: S3 serves it only once restored; restore it, then redrive"
+        )
+    if answer.status == 400 and (code == "InvalidRequest" or "encrypt" in message.lower()):
+        return ProbeVerdict.REFUSED, SSE_C_REASON
+    return _refused_url(answer.status, code, message, info)
+
+
+def _refused_url(
+    status: int, code: str, message: str, info: ObjectInfo
+) -> tuple[ProbeVerdict, str]:
+    lowered = message.lower()
+    if "kms" in lowered or (code == "AccessDenied" and info.encryption == "aws:kms"):
+        key = info.kms_key_id or "its KMS key"
+        return ProbeVerdict.REFUSED, (
+            f"the object is encrypted with {key}, which the URL's signer may not use "
+            "(kms:Decrypt): add the key to the KmsKeyArns parameter (and to the signing "
+            "user's policy, if any), then redrive"
+        )
+    if "expired" in lowered:
+        return ProbeVerdict.RETRY, (
+            "the presigned URL expired at once (its signing credentials expired): the next "
+            "attempt signs with fresh ones"
+        )
+    described = f"{status} {code}".strip()
+    return ProbeVerdict.REFUSED, bounded(
+        f"S3 refused the presigned URL ({described}): a bucket policy or the signer's "
+        "permissions deny the GET, and Wistia's fetch would be refused the same way"
+    )
+
+
+def _etag(value: str) -> str:
+    return value.strip().strip('"')
+
+
+def media_name(
+    key: str, override: str | None, rule: str = "file-name", strip_prefix: str = ""
+) -> str:
+    """The Wistia media name: the user's x-amz-meta-wistia-name, else the file name (the
+    key's last segment) or the key (less `strip_prefix`), as the MEDIA_NAME_FROM rule says.
+    Names that tell objects apart also keep the search for a lost answer from confusing two
+    files of the same name."""
+    name = (override or "").strip()
+    if not name and rule == "key":
+        # Of a long key, the end tells files apart: keep the last 255 characters.
+        name = key.removeprefix(strip_prefix) if key != strip_prefix else key
+        return name[-MAX_NAME_LENGTH:]
+    name = name or posixpath.basename(key.rstrip("/")) or key
     return name[:MAX_NAME_LENGTH]
 
 
@@ -85,11 +206,12 @@ class Verdict:
 
 
 def parse_body(answer: WistiaAnswer) -> Any:
-    """JSON when the answer is JSON (floats as Decimal for DynamoDB), else text."""
+    """JSON when the answer is JSON (floats as Decimal for DynamoDB; NaN and Infinity kept
+    as the words), else text."""
     text = answer.body.decode("utf-8", errors="replace")
     if "json" in answer.content_type.lower():
         try:
-            return json.loads(text, parse_float=Decimal)
+            return json.loads(text, parse_float=Decimal, parse_constant=str)
         except ValueError:
             pass
     return text
@@ -118,7 +240,9 @@ def bounded(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 def storable_answer(body: Any) -> Any:
     """Wistia's answer as the record keeps it: whole when small, else its core fields
-    (a media object) or its first characters (anything else)."""
+    (a media object) or its first characters (anything else); every value one DynamoDB
+    can store."""
+    body = storable(body)
     if len(json.dumps(body, default=str)) <= MAX_STORED_ANSWER_CHARS:
         return body
     if isinstance(body, dict):
@@ -126,13 +250,48 @@ def storable_answer(body: Any) -> Any:
     return bounded(str(body), MAX_STORED_ANSWER_CHARS)
 
 
+# DynamoDB numbers: 38 significant digits, magnitudes from 1E-130 to below 1E+126.
+_DYNAMODB_DIGITS = 38
+_DYNAMODB_SMALLEST = Decimal("1E-130")
+_DYNAMODB_LARGEST = Decimal("1E+126")
+
+
+def storable(value: Any) -> Any:
+    """A JSON value DynamoDB accepts as it is: numbers it cannot hold and texts that are not
+    valid Unicode (lone surrogates) become text it can."""
+    if isinstance(value, dict):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return str(value)
+    if isinstance(value, int | Decimal) and not _fits_dynamodb(Decimal(value)):
+        return str(value)
+    return value
+
+
+def _fits_dynamodb(number: Decimal) -> bool:
+    if not number.is_finite():
+        return False
+    if number == 0:
+        return True
+    digits = len(number.normalize().as_tuple().digits)
+    return digits <= _DYNAMODB_DIGITS and _DYNAMODB_SMALLEST <= abs(number) < _DYNAMODB_LARGEST
+
+
 def judge(answer: WistiaAnswer) -> Verdict:
+    """The answer judged, its words and body scrubbed of credentials (Wistia may quote the
+    signed URL it was given) and fit to be stored."""
     verdict = _judge(answer)
     return Verdict(
         verdict.accepted,
         verdict.retryable,
-        bounded(verdict.reason),
-        storable_answer(verdict.body),
+        bounded(redact(verdict.reason)),
+        storable_answer(redact_value(verdict.body)),
         verdict.video_limit,
     )
 
@@ -175,12 +334,15 @@ def _refusal(status: int, body: Any) -> Verdict:
 CLOCK_SKEW_SECONDS = 120
 
 
-def pick_lost_media(medias: Any, name: str, first_submit_at: str) -> dict[str, Any] | None:
+def pick_lost_media(
+    medias: Any, name: str, first_submit_at: str, taken: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
     """The media a lost import created, from a Data API list: same name, created no earlier
-    than our first submission (less clock skew). The oldest such media wins, so every
-    retry adopts the same one."""
+    than our first submission (less clock skew), held by no other object's record (`taken`).
+    The oldest such media wins, so every retry adopts the same one."""
     if not isinstance(medias, list):
         return None
+    medias = [m for m in medias if not (isinstance(m, dict) and m.get("hashed_id") in taken)]
     not_before = _parse_time(first_submit_at) - timedelta(seconds=CLOCK_SKEW_SECONDS)
     candidates = []
     for media in medias:

@@ -17,6 +17,7 @@ import urllib3
 from botocore.config import Config
 
 from s3_to_wistia.adapters.dead_letters import DeadLetters
+from s3_to_wistia.adapters.http import bounded_pool
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
 from s3_to_wistia.adapters.storage import Storage
@@ -51,7 +52,8 @@ def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> 
     )
     s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=aws_config)
-    http = urllib3.PoolManager(maxsize=POOL_SIZE, block=False)
+    # One pool for Wistia and the URL probes; each call ends by its deadline.
+    http = bounded_pool(maxsize=POOL_SIZE, block=False)
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     signer = None
     if settings.signing_credentials_secret:
@@ -72,7 +74,7 @@ def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> 
     )
     importer = Importer(
         settings=settings,
-        storage=Storage(s3, session.get_credentials(), signer),
+        storage=Storage(s3, session.get_credentials(), signer, http),
         records=Records(dynamodb, settings.imports_table_name),
         dead_letters=dead_letters,
         wistia=WistiaClient(

@@ -31,6 +31,7 @@ RETRYABLE_CODES = frozenset(
         "TransactionConflictException",
     }
 )
+MEDIA_INDEX = "by-wistia-hashed-id"
 FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -143,6 +144,26 @@ class Records:
         """Hand the object back for a later retry, remembering submissions of unknown fate,
         so the retry looks for the media they may have created before submitting again."""
         self.finish(obj, claim, Status.PENDING_RETRY, fields)
+
+    def recorded_media(self, hashed_ids: list[str]) -> set[str]:
+        """Which of these Wistia medias a record already holds (the hashed-id index)."""
+        found = set()
+        for hashed_id in dict.fromkeys(hashed_ids):
+            try:
+                answer = self._db.query(
+                    TableName=self._table,
+                    IndexName=MEDIA_INDEX,
+                    KeyConditionExpression="wistia_hashed_id = :h",
+                    ExpressionAttributeValues={":h": {"S": hashed_id}},
+                    Limit=1,
+                )
+            except ClientError as error:
+                raise _classified(error, "look up a media's record") from error
+            except BotoCoreError as error:
+                raise RetryableError(f"DynamoDB query failed: {error}") from error
+            if answer.get("Items"):
+                found.add(hashed_id)
+        return found
 
     def get(self, obj: ObjectRef) -> ImportRecord | None:
         """The record as stored now (a consistent read), or None."""

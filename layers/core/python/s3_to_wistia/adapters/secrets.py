@@ -8,11 +8,13 @@ without a redeploy; after a 401 the import reads the token once more with force_
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from s3_to_wistia.errors import PermanentError, RetryableError
+from s3_to_wistia.redact import register_secret
 
 NOT_FOUND_OR_DENIED = ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure")
 
@@ -66,9 +68,19 @@ class TokenSource:
             )
 
 
+# What the stack puts in the token secret it creates, until someone pastes the real token.
+PLACEHOLDER_TOKEN = "PASTE_YOUR_WISTIA_API_TOKEN_HERE"  # noqa: S105 - a placeholder, not a secret
+# A token goes into an HTTP header: visible ASCII only, no space, no control character.
+_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
+
+
 def token_from_secret(raw: object, secret_id: str) -> str:
-    """The token from a SecretString that is either the token or {"token": "..."}."""
+    """The token from a SecretString that is either the token or {"token": "..."}.
+
+    Every problem names the secret, never its value; the token is registered for
+    redaction before anything else can quote it."""
     text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+    register_secret(text)
     text = text.strip()
     if text.startswith("{"):
         try:
@@ -82,6 +94,20 @@ def token_from_secret(raw: object, secret_id: str) -> str:
             raise PermanentError(f'the Wistia token secret {secret_id!r} has no "token" field')
     if not text:
         raise PermanentError(f"the Wistia token secret {secret_id!r} is empty")
+    register_secret(text)
+    if text == PLACEHOLDER_TOKEN:
+        raise PermanentError(
+            f"the Wistia token secret {secret_id!r} still holds the placeholder the stack "
+            "created: paste your Wistia API token into it (aws secretsmanager "
+            f"put-secret-value --secret-id {secret_id} --secret-string "
+            '\'{"token": "..."}\'), then redrive'
+        )
+    if not _TOKEN_SHAPE.fullmatch(text):
+        raise PermanentError(
+            f"the Wistia token secret {secret_id!r} holds a character no API token has "
+            "(a space, a line break or a control character inside it): put the token alone "
+            "in the secret"
+        )
     return text
 
 
@@ -120,6 +146,7 @@ class SigningKeys:
 
 
 def signing_keys_from_secret(raw: str, secret_id: str) -> tuple[str, str]:
+    register_secret(raw)
     try:
         document = json.loads(raw)
         keys = (str(document["access_key_id"]).strip(), str(document["secret_access_key"]).strip())
@@ -130,4 +157,5 @@ def signing_keys_from_secret(raw: str, secret_id: str) -> tuple[str, str]:
         ) from None
     if not all(keys):
         raise PermanentError(f"the signing secret {secret_id!r} has an empty key")
+    register_secret(keys[1])
     return keys

@@ -1,56 +1,116 @@
-"""S3: one HEAD per object and a SigV4 presigned GET URL for Wistia to fetch."""
+"""S3: the object's metadata (HEAD), a SigV4 presigned GET URL for Wistia to fetch, and a
+one-byte ranged GET through that URL, which meets what Wistia's fetch would meet."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+import urllib3
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError
 
 from s3_to_wistia.errors import ObjectGone, PermanentError, RetryableError
-from s3_to_wistia.model import ObjectInfo, ObjectRef, PresignedUrl
+from s3_to_wistia.model import ObjectInfo, ObjectRef, PresignedUrl, ProbeAnswer
+from s3_to_wistia.rules import SSE_C_REASON
 
 GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
 REPLACED_CODES = frozenset({"412", "PreconditionFailed"})
+# S3 answers a HEAD without the key of an SSE-C object with a bare 400.
+SSE_C_CODES = frozenset({"400", "InvalidRequest", "BadRequest"})
+# An S3 error body is a small XML document; more is not one.
+MAX_ERROR_BYTES = 16 * 1024
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
+OVERWRITTEN = (
+    "the object was overwritten before it could be imported; "
+    "the newer object's own event imports it"
+)
 
 
 class Storage:
     def __init__(
-        self, s3_client: Any, credentials: Any, signer: Callable[[], Any] | None = None
+        self,
+        s3_client: Any,
+        credentials: Any,
+        signer: Callable[[], Any] | None = None,
+        http: urllib3.PoolManager | None = None,
+        probe_timeout: urllib3.Timeout | None = None,
     ) -> None:
         self._s3 = s3_client
         self._credentials = credentials
         # When set, presigned URLs are signed by this client's long-term keys instead.
         self._signer = signer
+        self._http = http or urllib3.PoolManager()
+        self._probe_timeout = probe_timeout or urllib3.Timeout(connect=3.05, read=10)
 
     def head(self, obj: ObjectRef) -> ObjectInfo:
+        """The object version's metadata. In a versioned bucket the key's latest version is
+        asked first: a delete marker there means the object was deleted, even though the
+        version itself is still kept (one request when the version is the latest)."""
         params: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
+            latest = self._head(params, deleted_is_gone=True)
+            if latest.get("VersionId") == obj.version_id:
+                return _info(latest)
             params["VersionId"] = obj.version_id
         elif obj.etag:
             # Unversioned bucket: the key may already hold newer bytes, which their own
             # event will import. Importing them now would record them under this event.
             params["IfMatch"] = f'"{obj.etag.strip(chr(34))}"'
+        return _info(self._head(params))
+
+    def _head(self, params: dict[str, str], deleted_is_gone: bool = False) -> dict[str, Any]:
         try:
-            answer = self._s3.head_object(**params)
+            answer: dict[str, Any] = self._s3.head_object(**params)
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code"))
+            headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             if code in GONE_CODES:
+                if deleted_is_gone and headers.get("x-amz-delete-marker") == "true":
+                    raise ObjectGone(
+                        "the object was deleted (a delete marker is its latest version) "
+                        "before it could be imported"
+                    ) from error
                 raise ObjectGone("the object was deleted before it could be imported") from error
             if code in REPLACED_CODES:
-                raise ObjectGone(
-                    "the object was overwritten before it could be imported; "
-                    "the newer object's own event imports it"
-                ) from error
+                raise ObjectGone(OVERWRITTEN) from error
+            if code in SSE_C_CODES:
+                raise PermanentError(SSE_C_REASON, 400) from error
             raise _classified(error, "read the object's metadata") from error
         except BotoCoreError as error:
             raise RetryableError(f"S3 HEAD failed: {error}") from error
-        return ObjectInfo(
-            size=int(answer.get("ContentLength", 0)),
-            content_type=answer.get("ContentType"),
-            metadata={k.lower(): v for k, v in (answer.get("Metadata") or {}).items()},
+        return answer
+
+    def probe(self, url: str) -> ProbeAnswer:
+        """GET the first byte through the presigned URL, as Wistia's fetch will GET it all."""
+        try:
+            response = self._http.request(
+                "GET",
+                url,
+                headers={"Range": "bytes=0-0"},
+                timeout=self._probe_timeout,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                body = response.read(MAX_ERROR_BYTES)
+            finally:
+                response.release_conn()
+        except (HTTPError, OSError) as error:
+            # urllib3's words name the host only, never the URL's query: kept as they are.
+            raise RetryableError(
+                f"could not reach S3 with the presigned URL: {type(error).__name__}"
+            ) from error
+        fields = dict(_XML_FIELD.findall(body.decode("utf-8", errors="replace")))
+        return ProbeAnswer(
+            status=response.status,
+            error_code=fields.get("Code") if response.status >= 300 else None,
+            error_message=fields.get("Message") if response.status >= 300 else None,
+            etag=response.headers.get("ETag"),
         )
 
     def presign(self, obj: ObjectRef, expires_in: int) -> PresignedUrl:
@@ -69,6 +129,20 @@ class Storage:
         if credentials_expire is not None:
             expires_at = min(expires_at, credentials_expire)
         return PresignedUrl(url=url, expires_at=expires_at)
+
+
+def _info(answer: dict[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        size=int(answer.get("ContentLength", 0)),
+        content_type=answer.get("ContentType"),
+        metadata={k.lower(): v for k, v in (answer.get("Metadata") or {}).items()},
+        storage_class=answer.get("StorageClass"),
+        archive_status=answer.get("ArchiveStatus"),
+        restore=answer.get("Restore"),
+        encryption=answer.get("ServerSideEncryption"),
+        kms_key_id=answer.get("SSEKMSKeyId"),
+        etag=answer.get("ETag"),
+    )
 
 
 def credentials_expiry(credentials: Any) -> float | None:

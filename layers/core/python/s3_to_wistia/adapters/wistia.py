@@ -1,8 +1,10 @@
 """Wistia: the Upload API (one form-encoded URL import per call) and the Data API's media
-list, token in a header."""
+list, token in a header. Each call ends by its deadline: the smaller of the configured
+timeout and what the invocation has left, however slowly an answer trickles in."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +17,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from s3_to_wistia.errors import WistiaUnreachable
+from s3_to_wistia.adapters.http import deadline as call_deadline
+from s3_to_wistia.errors import PermanentError, WistiaUnreachable
 from s3_to_wistia.model import WistiaAnswer
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
@@ -33,20 +36,40 @@ class WistiaClient:
         self._http = http
         self._upload_url = upload_url
         self._timeout = timeout
+        # The whole call, answer included, takes at most this long.
+        self._call_seconds = _seconds(timeout.connect_timeout) + _seconds(timeout.read_timeout)
         self._medias_url = api_url.rstrip("/") + "/v1/medias.json"
 
-    def import_url(self, form: dict[str, str], token: str) -> WistiaAnswer:
+    def import_url(
+        self, form: dict[str, str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
         """POST the import. Never logs or returns the form: it holds a signed URL."""
-        return self._call("POST", self._upload_url, form, token)
+        return self._call("POST", self._upload_url, form, token, deadline)
 
-    def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer:
+    def list_medias(
+        self, name: str, project_id: str | None, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
         """The newest medias with this exact name (Data API), to find a lost import."""
         query = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "10"}
         if project_id:
             query["project_id"] = project_id
-        return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token)
+        return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
 
-    def _call(self, method: str, url: str, form: dict[str, str] | None, token: str) -> WistiaAnswer:
+    def _call(
+        self,
+        method: str,
+        url: str,
+        form: dict[str, str] | None,
+        token: str,
+        deadline: float | None,
+    ) -> WistiaAnswer:
+        ends = time.time() + self._call_seconds
+        with call_deadline(ends if deadline is None else min(ends, deadline)):
+            return self._request(method, url, form, token)
+
+    def _request(
+        self, method: str, url: str, form: dict[str, str] | None, token: str
+    ) -> WistiaAnswer:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         body = None
         if form is not None:
@@ -79,6 +102,13 @@ class WistiaClient:
             raise WistiaUnreachable(
                 f"connection to Wistia dropped: {_reason(error)}", True
             ) from error
+        except ValueError:
+            # http.client refuses a header value it cannot send, quoting the header (and so
+            # the token) in its message: never let that message out.
+            raise PermanentError(
+                "the Wistia token cannot be sent in an HTTP header (it holds a character no "
+                "header may carry); check the token secret"
+            ) from None
         return WistiaAnswer(
             status=response.status,
             body=data[:MAX_ANSWER_BYTES],
@@ -90,3 +120,7 @@ class WistiaClient:
 def _reason(error: Any) -> str:
     # urllib3's messages name host and port only; never the body, which holds the URL.
     return type(error).__name__
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
