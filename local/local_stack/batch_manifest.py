@@ -182,14 +182,20 @@ def listing_prefixes(prefixes: Sequence[str]) -> list[str]:
     return kept
 
 
-def generate_manifest(s3: Any, bucket: str, object_filter: ObjectFilter) -> Iterator[ManifestEntry]:
-    """The objects of `bucket` that pass the filter, listed a page at a time. A versioned
-    bucket gives each key's current version (delete markers and older versions left out)."""
+def generate_manifest(
+    s3: Any, bucket: str, object_filter: ObjectFilter, page_size: int = 1000
+) -> Iterator[ManifestEntry]:
+    """The objects of `bucket` that pass the filter, listed a page at a time (S3 lists 1,000
+    keys a page). A versioned bucket gives each key's current version (delete markers and
+    older versions left out)."""
     versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     versioned = versioning in ("Enabled", "Suspended")
+    paging = {"PageSize": page_size}
     for prefix in listing_prefixes(object_filter.prefixes):
         if versioned:
-            pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+            pages = s3.get_paginator("list_object_versions").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig=paging
+            )
             listed = (
                 version
                 for page in pages
@@ -197,7 +203,9 @@ def generate_manifest(s3: Any, bucket: str, object_filter: ObjectFilter) -> Iter
                 if version.get("IsLatest")
             )
         else:
-            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig=paging
+            )
             listed = (obj for page in pages for obj in page.get("Contents", []))
         for obj in listed:
             if object_filter.matches(

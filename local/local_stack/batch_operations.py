@@ -172,6 +172,7 @@ class RunnerSettings:
     function_timeout: float = 60.0
     failure_threshold_tasks: int = 1000
     failure_threshold_ratio: float = 0.5
+    listing_page_size: int = 1000  # keys per page when generating a manifest, as S3 lists
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -430,7 +431,12 @@ class Job:
                 )
                 yield from parse_manifest(lines, manifest.fields)
             else:
-                yield from generate_manifest(self._s3, manifest.source_bucket, manifest.filter)
+                yield from generate_manifest(
+                    self._s3,
+                    manifest.source_bucket,
+                    manifest.filter,
+                    self.settings.listing_page_size,
+                )
         except ManifestError:
             raise
         except Exception as error:  # S3 fails the job when it cannot read or list

@@ -102,7 +102,7 @@ class ReportWriter:
             if status not in self._files:
                 path = self._directory / f"report-{status}.csv"
                 handle = path.open("w", encoding="utf-8", newline="")
-                self._files[status] = (path, handle, csv.writer(handle))
+                self._files[status] = (path, handle, csv.writer(handle, lineterminator="\n"))
             self._files[status][2].writerow(row)
             self.rows += 1
 
