@@ -322,7 +322,7 @@ class _Task(NamedTuple):
 
 class Job:
     """One job from manifest to completion report. `run` does the work on the calling thread;
-    `describe`, `confirm` and `cancel` may be called from any other."""
+    `result`, `active_seconds`, `confirm` and `cancel` may be called from any other."""
 
     def __init__(
         self,
@@ -365,6 +365,7 @@ class Job:
         self._active_since: float | None = None
         self._active_seconds = 0.0
         self._started = time.monotonic()
+        self._ended: float | None = None
         self.done = threading.Event()
 
     # --- the job's life ---
@@ -464,6 +465,7 @@ class Job:
             self._active_since = None
         self.status = status
         self.terminated_at = datetime.now(UTC)
+        self._ended = time.monotonic()
         self._changed.notify_all()
 
     # --- running the tasks ---
@@ -609,7 +611,7 @@ class Job:
                 failure_reasons=tuple(self.failure_reasons),
                 report_key=self.report_key,
                 generated_manifest_key=self.generated_manifest_key,
-                elapsed_seconds=time.monotonic() - self._started,
+                elapsed_seconds=(self._ended or time.monotonic()) - self._started,
             )
 
     def active_seconds(self) -> float:
