@@ -24,6 +24,15 @@ from urllib.parse import urlencode
 import urllib3
 
 DEFAULT_TOKEN = "test-token"
+# The first box of an MP4 file (an ISO BMFF `ftyp` box, brand mp42): bytes that start with it
+# are media to the emulator, as a container's signature is to a transcoder.
+MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+def mp4_bytes(payload: bytes = b"") -> bytes:
+    """Bytes that start like an MP4 file, then `payload` (so a test's content stays its own)."""
+    return MP4_HEADER + payload
+
 # No retries: a test must see exactly what the emulator did to each request.
 HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5.0, read=30.0))
 
@@ -177,7 +186,8 @@ def cli_command(*arguments: str) -> list[str]:
 
 
 def cli_environment() -> dict[str, str]:
-    """The environment with this package importable (it lives in local/; the .venv has it installed)."""
+    """The environment with this package importable (it lives in local/; the .venv has it
+    installed)."""
     package_parent = str(Path(__file__).resolve().parents[1])
     inherited = os.environ.get("PYTHONPATH")
     path = package_parent if not inherited else os.pathsep.join([package_parent, inherited])
