@@ -258,10 +258,11 @@ class WebhookReceiver:
         with self._lock:
             expected = signature(body, self.secret)
             valid = hmac.compare_digest(handler.headers.get(SIGNATURE_HEADER) or "", expected)
+            status = 200
             if not valid:
-                status = 401
-            else:
-                status = self._answers.popleft() if self._answers else 200
+                status = 401  # as a real receiver answers a forged or stale signature
+            elif self._answers:
+                status = self._answers.popleft()
             self._received.append(ReceivedWebhook(body, dict(handler.headers), valid, status))
         handler.send_response(status)
         handler.send_header("Content-Length", "0")
