@@ -139,7 +139,7 @@ class WebhookSender:
         self._stopped = False
         self._history = _History()
         self._http = urllib3.PoolManager(retries=False, maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="wistia-webhooks", daemon=True)
+        self._thread: threading.Thread | None = None
         self.configure(url, secret)
 
     # --- configuration -------------------------------------------------------------------
@@ -181,13 +181,17 @@ class WebhookSender:
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the delivery thread (again after stop(), as the emulator may restart)."""
+        with self._wakeup:
+            self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="wistia-webhooks", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         with self._wakeup:
             self._stopped = True
             self._wakeup.notify_all()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=STOP_JOIN_SECONDS)
         self._http.clear()
 
