@@ -1,8 +1,11 @@
-"""The Upload API (`POST /`) and the Data API subset (`/v1/...`), apart from the HTTP
-server: a Request goes in, a Response (possibly "drop the connection") comes out.
+"""The Upload API (`POST /`) and the Data API subset (`/v1/...`, `/modern/...`), apart from
+the HTTP server: a Request goes in, a Response (possibly "drop the connection") comes out.
 
 Order of checks, as the brief for the emulator fixes it: injected faults, then the
-account's rate limit, then authentication, then the request itself.
+account's rate limit, then authentication and the token's rights, then the request itself.
+A token's rights: the Upload API needs upload rights, Data API reads need read rights,
+Data API changes (delete, swap, archive) need full rights; too few rights answer 401 as a
+bad token does (Wistia keeps 403 for plan features).
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from wistia_emulator.multipart import (
 )
 from wistia_emulator.processing import MediaProcessor
 from wistia_emulator.state import (
+    MAX_BULK_IDS,
+    PERMITS,
     Account,
+    ApiError,
     MediaDraft,
     RequestRecord,
     UploadRejected,
@@ -47,7 +53,12 @@ UNAUTHORIZED_PAGE = b"""<!DOCTYPE html>
 <p>Authentication failed. Check your API token or api_password.</p></body></html>
 """
 MEDIA_PATH = re.compile(r"^/v1/medias/([A-Za-z0-9]+)\.json$")
+SWAP_PATH = re.compile(r"^/modern/medias/([A-Za-z0-9]+)/swap$")
+JOB_PATH = re.compile(r"^/modern/background_job_status/([A-Za-z0-9]+)$")
+ARCHIVE_PATH = "/modern/medias/archive"
+MODERN_PREFIX = "/modern/"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
 
 
 @dataclass
@@ -57,6 +68,7 @@ class Request:
     query: dict[str, str]
     headers: Message
     body: BodyReader
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)  # repeated names kept
 
 
 @dataclass
@@ -82,6 +94,11 @@ class Response:
 
 def unauthorized() -> Response:
     return Response(401, UNAUTHORIZED_PAGE, "text/html; charset=utf-8")
+
+
+def unauthorized_json(code: str, message: str) -> Response:
+    """The newer Data API's 401: JSON with a machine-readable code."""
+    return Response.json(401, {"code": code, "error": message})
 
 
 def rate_limited(retry_after: int) -> Response:
@@ -197,7 +214,7 @@ class WistiaApi:
         if form.file is not None:
             shown_form["file"] = form.file.filename
         self._account.update_record(record, auth=credential.kind, form=shown_form)
-        if not self._account.accepts(credential.token):
+        if not self._account.allows(credential.token, "upload"):
             return unauthorized()
         try:
             if problem is not None:
@@ -291,15 +308,32 @@ class WistiaApi:
     # --- Data API ------------------------------------------------------------------------------
 
     def _data_api(self, request: Request, record: RequestRecord) -> Response:
+        modern = request.path.startswith(MODERN_PREFIX)
         credential = find_credential(request.headers, request.query, "bearer", "access_token")
         self._account.update_record(record, auth=credential.kind)
-        if not self._account.accepts(credential.token):
+        rights = self._account.rights_of(credential.token)
+        if rights is None:
+            if modern:
+                return unauthorized_json("unauthorized_credentials", "Invalid credentials.")
             return unauthorized()
+        action = "read" if request.method in ("GET", "HEAD") else "write"
+        if action not in PERMITS[rights]:
+            if modern:
+                return unauthorized_json(
+                    "unauthorized_scope", f"This token's rights ({rights}) do not allow this."
+                )
+            return unauthorized()
+        try:
+            if modern:
+                return self._modern_api(request)
+            return self._v1_api(request)
+        except ApiError as error:
+            return Response.json(error.status, {"error": error.message})
+
+    def _v1_api(self, request: Request) -> Response:
         path, method = request.path, request.method
         if path == "/v1/medias.json":
-            return (
-                self._list_medias(request.query) if method == "GET" else method_not_allowed("GET")
-            )
+            return self._list_medias(request) if method == "GET" else method_not_allowed("GET")
         if match := MEDIA_PATH.match(path):
             hashed_id = match.group(1)
             if method == "GET":
@@ -319,7 +353,35 @@ class WistiaApi:
             return Response.json(200, self._account.list_projects(page, per_page))
         return not_found()
 
-    def _list_medias(self, query: dict[str, str]) -> Response:
+    def _modern_api(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if match := SWAP_PATH.match(path):
+            if method != "PUT":
+                return method_not_allowed("PUT")
+            params = _body_params(request)
+            replacement = params.get("replacement_media_id")
+            if replacement is not None and not isinstance(replacement, str):
+                raise ApiError(400, "replacement_media_id must be a media's hashed id")
+            answer, job_id = self._account.start_swap(match.group(1), replacement)
+            self._processor.run_job_later(job_id)
+            return Response.json(200, answer)
+        if path == ARCHIVE_PATH:
+            if method != "PUT":
+                return method_not_allowed("PUT")
+            params = _body_params(request)
+            hashed_ids = params.get("hashed_ids", params.get("hashed_ids[]"))
+            answer, job_id = self._account.start_archive(hashed_ids)
+            self._processor.run_job_later(job_id)
+            return Response.json(200, answer)
+        if match := JOB_PATH.match(path):
+            if method != "GET":
+                return method_not_allowed("GET")
+            job = self._account.job_json(match.group(1))
+            return Response.json(200, job) if job else not_found("Background job not found")
+        return not_found()
+
+    def _list_medias(self, request: Request) -> Response:
+        query = request.query
         try:
             page, per_page = _paging(query)
             sort_by = query.get("sort_by") or "created"
@@ -328,6 +390,12 @@ class WistiaApi:
             direction = query.get("sort_direction") or "1"
             if direction not in ("0", "1"):
                 raise ValueError("sort_direction must be 1 (ascending) or 0 (descending)")
+            hashed_ids = [v for k, v in request.query_pairs if k == "hashed_ids[]"]
+            if len(hashed_ids) > MAX_BULK_IDS:
+                raise ValueError(f"hashed_ids[] takes at most {MAX_BULK_IDS} hashed ids")
+            archived_word = (query.get("archived") or "").strip().lower()
+            if archived_word and archived_word not in BOOLEAN_WORDS:
+                raise ValueError("archived must be true or false")
         except ValueError as error:
             return self._bad_request(str(error), code="bad_request")
         medias = self._account.list_medias(
@@ -337,8 +405,38 @@ class WistiaApi:
             ascending=direction == "1",
             page=page,
             per_page=per_page,
+            hashed_ids=hashed_ids or None,
+            archived=BOOLEAN_WORDS.get(archived_word),
         )
         return Response.json(200, medias)
+
+
+def _body_params(request: Request) -> dict[str, Any]:
+    """A JSON object body, or a form body (names ending in [] collect every value), over the
+    query string's parameters (the body wins)."""
+    params: dict[str, Any] = _collect_pairs(request.query_pairs)
+    if request.body.finished:
+        return params
+    raw = request.body.read_all(MAX_FORM_BYTES)
+    if request.headers.get_content_type() == "application/x-www-form-urlencoded":
+        return {**params, **_collect_pairs(parse_qsl(raw.decode("utf-8", "replace")))}
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return {**params, **data}
+
+
+def _collect_pairs(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    collected: dict[str, Any] = {}
+    for name, value in pairs:
+        if name.endswith("[]"):
+            collected.setdefault(name, []).append(value)
+        else:
+            collected[name] = value
+    return collected
 
 
 def _paging(query: dict[str, str]) -> tuple[int, int]:

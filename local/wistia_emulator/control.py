@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import urllib3
 
 from wistia_emulator.faults import Fault
+from wistia_emulator.webhooks import WebhookDelivery
 
 
 class EmulatorControlError(Exception):
@@ -34,8 +36,34 @@ class EmulatorControl:
     def requests(self) -> list[dict[str, Any]]:
         return self._call("GET", "requests")
 
-    def set_tokens(self, *tokens: str) -> None:
-        self._call("POST", "config", {"tokens": list(tokens)})
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "jobs")
+
+    def swaps(self) -> list[dict[str, Any]]:
+        return self._call("GET", "swaps")
+
+    def webhooks(self) -> dict[str, Any]:
+        return self._call("GET", "webhooks")
+
+    def set_tokens(self, *tokens: str, rights: Mapping[str, str] | None = None) -> None:
+        """Replace the accepted tokens: `tokens` get full rights, `rights` maps more tokens
+        to "upload", "read" or "full"."""
+        table = {**dict.fromkeys(tokens, "full"), **(rights or {})}
+        self._call("POST", "config", {"tokens": table})
+
+    def set_sniff_media(self, enabled: bool) -> None:
+        self._call("POST", "config", {"sniff_media": enabled})
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        """Webhooks to `url`, signed with `secret` (None: keep the current one); url None
+        turns them off."""
+        config: dict[str, Any] = {"webhook_url": url}
+        if secret is not None:
+            config["webhook_secret"] = secret
+        self._call("POST", "config", config)
+
+    def set_webhook_delivery(self, delivery: WebhookDelivery) -> None:
+        self._call("POST", "config", {"webhook_delivery": delivery.to_dict()})
 
     def set_video_limit(self, limit: int | None) -> None:
         self._call("POST", "config", {"video_limit": limit})
@@ -55,6 +83,12 @@ class EmulatorControl:
     def wait_until_settled(self, timeout: float = 10.0) -> bool:
         answer = self._call("GET", f"settled?timeout={timeout}", read_timeout=timeout + 5)
         return bool(answer["settled"])
+
+    def wait_until_webhooks_delivered(self, timeout: float = 10.0) -> bool:
+        answer = self._call(
+            "GET", f"webhooks/delivered?timeout={timeout}", read_timeout=timeout + 5
+        )
+        return bool(answer["delivered"])
 
     def _call(
         self,

@@ -3,14 +3,16 @@ or failed, in the background, like the real service.
 
 Imports fetch their URL with a small pool of worker threads (2,000 imports do not start
 2,000 threads). State changes wait `processing_delay` on one scheduler thread, so waiting
-never holds a worker.
+never holds a worker. A fetched or uploaded file whose first bytes are not an audio or
+video container ends `failed`, as a file Wistia cannot transcode does. Background jobs
+(swap, archive) finish `processing_delay` after they are queued.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import heapq
-import ipaddress
 import itertools
 import logging
 import queue
@@ -23,8 +25,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 
+from wistia_emulator.loopback import is_loopback_host, route_localhost_names
 from wistia_emulator.multipart import CHUNK_SIZE, StoredFile
+from wistia_emulator.sniff import HEAD_BYTES, container_of
 from wistia_emulator.state import Account
+
+__all__ = ["MediaProcessor", "is_loopback_host"]
 
 logger = logging.getLogger("wistia_emulator")
 
@@ -33,17 +39,7 @@ MAX_REDIRECTS = 5
 ERROR_BODY_PREVIEW = 300  # characters of a refusal's body kept in the media's error
 REMOTE_FETCH_DISABLED = "remote fetch disabled in the emulator (only loopback URLs are fetched)"
 MISSING_EXTENSION = "The file URL must end in the correct file extension, for example .mp4"
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1, localhost and *.localhost (RFC 6761). Names are not resolved."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+NOT_MEDIA = "the file is not audio or video Wistia can process"
 
 
 def has_file_extension(url: str) -> bool:
@@ -126,6 +122,7 @@ class FetchOutcome:
     bytes: int = 0
     sha256: str | None = None
     error: str | None = None  # None: the source answered 200 with a body
+    head: builtins.bytes = b""  # the first bytes, to tell whether the file is media
 
 
 class UrlFetcher:
@@ -149,7 +146,7 @@ class UrlFetcher:
             host = urlsplit(url).hostname or ""
             if not is_loopback_host(host):
                 return FetchOutcome(error=REMOTE_FETCH_DISABLED)
-            target, headers = _route_localhost_names(url)
+            target, headers = route_localhost_names(url)
             response = self._http.request(
                 "GET", target, headers=headers, preload_content=False, redirect=False
             )
@@ -175,6 +172,7 @@ class UrlFetcher:
     def _save(self, response: urllib3.BaseHTTPResponse) -> FetchOutcome:
         digest = hashlib.sha256()
         size = 0
+        head = bytearray()
         # Streamed to disk like a real import, so memory stays flat whatever the size.
         with tempfile.NamedTemporaryFile(dir=self._data_dir, prefix="import-") as sink:
             for chunk in response.stream(CHUNK_SIZE):
@@ -182,21 +180,17 @@ class UrlFetcher:
                     return FetchOutcome(bytes=size, error="the emulator stopped during the fetch")
                 digest.update(chunk)
                 size += len(chunk)
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 sink.write(chunk)
         if size == 0:
             return FetchOutcome(error="the file URL answered HTTP 200 with an empty body")
-        return FetchOutcome(bytes=size, sha256=digest.hexdigest())
+        return FetchOutcome(bytes=size, sha256=digest.hexdigest(), head=bytes(head))
 
 
-def _route_localhost_names(url: str) -> tuple[str, dict[str, str]]:
-    """*.localhost names (an S3 virtual-host style URL) do not resolve everywhere: send those
-    to 127.0.0.1 with the original Host header. The URL is never re-encoded (signatures)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "http" or not host.endswith(".localhost"):
-        return url, {}
-    netloc = "127.0.0.1" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl(), {"Host": parts.netloc.rsplit("@", 1)[-1]}
+def read_head(path: str) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(HEAD_BYTES)
 
 
 class MediaProcessor:
@@ -220,16 +214,27 @@ class MediaProcessor:
         self._pool.stop()
 
     def process_upload(self, hashed_id: str, stored: StoredFile) -> None:
-        """An upload arrives `processing`; it is ready (or failed when empty) after a delay."""
+        """An upload arrives `processing`; after a delay it is ready, or failed when empty or
+        not media."""
 
         def finish() -> None:
-            stored.delete()  # size and sha256 were counted on the way in
+            try:
+                head = read_head(stored.path)
+            finally:
+                stored.delete()  # size and sha256 were counted on the way in
             if stored.size == 0:
                 self._account.update_media(hashed_id, "failed", error="the uploaded file is empty")
+            elif problem := self._not_media(head):
+                self._account.update_media(hashed_id, "failed", error=problem)
             else:
                 self._account.update_media(hashed_id, "ready")
 
         self._scheduler.call_later(self._delay, finish)
+
+    def run_job_later(self, job_id: int) -> None:
+        """A swap or archive job runs after the processing delay, like Wistia's background
+        jobs."""
+        self._scheduler.call_later(self._delay, lambda: self._account.run_job(job_id))
 
     def process_import(self, hashed_id: str, url: str) -> None:
         """An import is `queued` until a worker takes it, `processing` while it fetches."""
@@ -245,8 +250,20 @@ class MediaProcessor:
 
         self._scheduler.call_later(self._delay, lambda: self._pool.submit(fetch))
 
+    def _not_media(self, head: bytes) -> str | None:
+        """Why the file is not media Wistia can process, or None when it is (or not asked)."""
+        if not self._account.sniffs_media or container_of(head) is not None:
+            return None
+        return f"{NOT_MEDIA} (it starts with {head[:16]!r})"
+
     def _finish_import(self, hashed_id: str, outcome: FetchOutcome) -> None:
-        if outcome.error is None:
+        if outcome.error is None and (problem := self._not_media(outcome.head)):
+            # Fetched whole, then refused by the transcoder.
+            logger.info("import %s failed: %s", hashed_id, problem)
+            self._account.update_media(
+                hashed_id, "failed", bytes=outcome.bytes, sha256=outcome.sha256, error=problem
+            )
+        elif outcome.error is None:
             self._account.update_media(
                 hashed_id, "ready", bytes=outcome.bytes, sha256=outcome.sha256
             )

@@ -9,6 +9,9 @@ on one loopback port.
         )
         emu.wait_until_settled()
         emu.medias()  # [{"name": "clip.mp4", "status": "ready", ...}]
+
+With `webhook_url` and `webhook_secret` it POSTs signed webhooks about every media's
+changes to that (loopback) URL; `wait_until_webhooks_delivered()` waits for them.
 """
 
 from __future__ import annotations
@@ -20,22 +23,29 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from wistia_emulator.api import ERROR_STYLES, Request, Response, WistiaApi, parse_params
 from wistia_emulator.faults import Fault
 from wistia_emulator.multipart import BadRequestBody, BodyReader, ClientDisconnected
 from wistia_emulator.processing import MediaProcessor, is_loopback_host
-from wistia_emulator.state import Account
+from wistia_emulator.state import Account, token_rights
+from wistia_emulator.webhooks import WebhookDelivery, WebhookSender
 
 logger = logging.getLogger("wistia_emulator")
 
 CONTROL_PREFIX = "/_emulator/"
 MAX_CONTROL_BODY = 1024 * 1024
 MAX_SETTLE_WAIT = 300.0
+CONFIG_KEYS = frozenset(
+    {
+        *("tokens", "video_limit", "rate_limit", "rate_window", "sniff_media"),
+        *("webhook_url", "webhook_secret", "webhook_delivery"),
+    }
+)
 IDLE_CONNECTION_TIMEOUT = 30.0
 # How often the accept loop checks for stop(): a test suite starts one emulator per test.
 SHUTDOWN_POLL_SECONDS = 0.01
@@ -49,7 +59,7 @@ class WistiaEmulator:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        tokens: Iterable[str] = ("test-token",),
+        tokens: Iterable[str] | Mapping[str, str] = ("test-token",),
         video_limit: int | None = None,
         rate_limit: int | None = 600,
         rate_window: float = 60.0,
@@ -57,7 +67,15 @@ class WistiaEmulator:
         data_dir: str | None = None,
         error_style: str = "legacy",
         import_workers: int = 4,
+        sniff_media: bool = True,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_delivery: WebhookDelivery | None = None,
     ) -> None:
+        """`tokens`: plain strings are full-rights tokens; a mapping gives each token its
+        rights, "upload", "read" or "full". `sniff_media`: fail files that are not audio or
+        video (on, as Wistia). `webhook_url`/`webhook_secret`: where signed webhooks go
+        (loopback only) and their key; `webhook_delivery`: batching, retries, chaos."""
         if not is_loopback_host(host):
             raise ValueError(f"the emulator binds to loopback only, not {host!r}")
         if processing_delay < 0:
@@ -70,7 +88,11 @@ class WistiaEmulator:
         self._parent_data_dir = data_dir
         self._error_style = error_style
         self._import_workers = import_workers
-        self._account = Account(tokens, video_limit, rate_limit, rate_window)
+        self._account = Account(
+            tokens, video_limit, rate_limit, rate_window, sniff_media=sniff_media
+        )
+        self._webhooks = WebhookSender(webhook_url, webhook_secret, webhook_delivery)
+        self._account.set_event_sink(self._webhooks.enqueue)
         self._server: _EmulatorHTTPServer | None = None
         self._processor: MediaProcessor | None = None
         self._data_dir: str | None = None
@@ -97,6 +119,7 @@ class WistiaEmulator:
             raise
         self._account.thumbnail_base = self.url
         self._processor.start()
+        self._webhooks.start()
         self._serve_thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
@@ -118,6 +141,7 @@ class WistiaEmulator:
             self._serve_thread.join(timeout=5)
         if self._processor is not None:
             self._processor.stop()
+        self._webhooks.stop()
         if self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
@@ -152,14 +176,50 @@ class WistiaEmulator:
     def requests(self) -> list[dict[str, Any]]:
         return self._account.requests()
 
+    @property
+    def account_id(self) -> str:
+        """The account's id, as webhook events carry it in metadata.account_id."""
+        return self._account.account_id
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every background job (swap, archive): status, media ids, result or error."""
+        return self._account.jobs()
+
+    def swaps(self) -> list[dict[str, Any]]:
+        """Every finished swap: which hashed id took which replacement's file (sha256)."""
+        return self._account.swaps()
+
+    def webhooks(self) -> dict[str, Any]:
+        """Webhook events and their deliveries: url, hook_uuid, delivery settings, pending,
+        events, attempts, dropped, abandoned, duplicated, reordered."""
+        return self._webhooks.report()
+
     def wait_until_settled(self, timeout: float = 10.0) -> bool:
-        """True once no media is queued or processing."""
+        """True once no media is queued or processing and no background job is pending."""
         return self._account.wait_until_settled(timeout)
+
+    def wait_until_webhooks_delivered(self, timeout: float = 10.0) -> bool:
+        """True once no webhook is queued, held back, waiting for a retry or in flight."""
+        return self._webhooks.wait_until_delivered(timeout)
 
     # --- what tests change -----------------------------------------------------------------
 
-    def set_tokens(self, *tokens: str) -> None:
-        self._account.set_tokens(tokens)
+    def set_tokens(self, *tokens: str, rights: Mapping[str, str] | None = None) -> None:
+        """Replace the accepted tokens: `tokens` get full rights, `rights` maps more tokens
+        to "upload", "read" or "full"."""
+        self._account.set_tokens({**token_rights(tokens), **token_rights(rights or {})})
+
+    def set_sniff_media(self, enabled: bool) -> None:
+        """Fail files whose bytes are not audio or video (True, the default) or accept any."""
+        self._account.set_sniff_media(enabled)
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        """Send webhooks to `url` (loopback), signed with `secret` (None: keep the current
+        secret, to move the URL only); url None turns webhooks off."""
+        self._webhooks.configure(url, secret)
+
+    def set_webhook_delivery(self, delivery: WebhookDelivery) -> None:
+        self._webhooks.set_delivery(delivery)
 
     def set_video_limit(self, limit: int | None) -> None:
         self._account.set_video_limit(limit)
@@ -178,8 +238,10 @@ class WistiaEmulator:
         return self._account.create_project(name)
 
     def reset(self) -> None:
-        """Forget medias, projects, requests, faults and rate-limit history; keep config."""
+        """Forget medias, projects, jobs, requests, webhooks sent, faults and rate-limit
+        history; keep config."""
         self._account.reset()
+        self._webhooks.reset()
 
 
 class _ControlPlane:
@@ -219,20 +281,40 @@ class _ControlPlane:
             emulator.reset()
             return Response.json(200, {"ok": True})
         if route == ("GET", "settled"):
-            timeout = min(float(request.query.get("timeout", "10")), MAX_SETTLE_WAIT)
-            return Response.json(200, {"settled": emulator.wait_until_settled(timeout)})
+            return Response.json(200, {"settled": emulator.wait_until_settled(_timeout(request))})
+        if route == ("GET", "jobs"):
+            return Response.json(200, emulator.jobs())
+        if route == ("GET", "swaps"):
+            return Response.json(200, emulator.swaps())
+        if route == ("GET", "webhooks"):
+            return Response.json(200, emulator.webhooks())
+        if route == ("GET", "webhooks/delivered"):
+            delivered = emulator.wait_until_webhooks_delivered(_timeout(request))
+            return Response.json(200, {"delivered": delivered})
         return Response.json(404, {"error": f"no control endpoint {route[0]} {request.path}"})
 
     def _configure(self, config: dict[str, Any]) -> None:
-        unknown = set(config) - {"tokens", "video_limit", "rate_limit", "rate_window"}
+        unknown = set(config) - CONFIG_KEYS
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         emulator = self._emulator
         if "tokens" in config:
-            tokens = config["tokens"]
-            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-                raise ValueError("tokens must be a list of strings")
-            emulator.set_tokens(*tokens)
+            emulator.set_tokens(rights=_token_table(config["tokens"]))
+        if "sniff_media" in config:
+            if not isinstance(config["sniff_media"], bool):
+                raise ValueError("sniff_media must be true or false")
+            emulator.set_sniff_media(config["sniff_media"])
+        if "webhook_url" in config or "webhook_secret" in config:
+            url = config.get("webhook_url", self._emulator.webhooks()["url"])
+            secret = config.get("webhook_secret")
+            if not all(v is None or isinstance(v, str) for v in (url, secret)):
+                raise ValueError("webhook_url and webhook_secret must be strings or null")
+            emulator.set_webhook(url, secret)
+        if "webhook_delivery" in config:
+            delivery = config["webhook_delivery"]
+            if not isinstance(delivery, dict):
+                raise ValueError("webhook_delivery must be an object")
+            emulator.set_webhook_delivery(WebhookDelivery.from_dict(delivery))
         if "video_limit" in config:
             emulator.set_video_limit(_optional_int(config["video_limit"], "video_limit"))
         if "rate_limit" in config or "rate_window" in config:
@@ -240,6 +322,19 @@ class _ControlPlane:
             if "rate_limit" in config:
                 limit = _optional_int(config["rate_limit"], "rate_limit")
             emulator.set_rate_limit(limit, float(config.get("rate_window", window)))
+
+
+def _token_table(tokens: Any) -> dict[str, str]:
+    """`tokens` in a config call: a list of tokens (full rights) or {token: rights}."""
+    if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
+        return token_rights(tokens)
+    if isinstance(tokens, dict) and all(isinstance(r, str) for r in tokens.values()):
+        return token_rights(tokens)
+    raise ValueError('tokens must be a list of strings or an object {"token": "rights"}')
+
+
+def _timeout(request: Request) -> float:
+    return min(float(request.query.get("timeout", "10")), MAX_SETTLE_WAIT)
 
 
 def _optional_int(value: Any, name: str) -> int | None:
@@ -292,6 +387,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parse_params(target.query),
             headers=self.headers,
             body=body,
+            query_pairs=parse_qsl(target.query, keep_blank_values=True),
         )
         try:
             if target.path.startswith(CONTROL_PREFIX):

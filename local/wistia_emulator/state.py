@@ -1,7 +1,10 @@
-"""The emulated Wistia account: its medias, projects, tokens, limits, faults and request log.
+"""The emulated Wistia account: its medias, projects, tokens, limits, faults, background jobs
+and request log.
 
 One condition variable (`Account.lock`) guards all of it. Methods hand out JSON-ready
-copies, never the live objects, so callers need no lock.
+copies, never the live objects, so callers need no lock. Every change a webhook reports
+hands an event to the account's event sink while the lock is held, so an event is queued
+before anyone can see the change it reports.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +24,18 @@ from wistia_emulator.ratelimit import SlidingWindowRateLimiter
 
 MEDIA_STATUSES = ("queued", "processing", "ready", "failed")
 UNSETTLED_STATUSES = frozenset({"queued", "processing"})
+# The event a change of status sends (queued is where a media starts: media.created).
+STATUS_EVENTS = {"processing": "media.processing", "ready": "media.ready", "failed": "media.failed"}
+SWAPPABLE_TYPES = frozenset({"Video", "Audio"})
+MAX_BULK_IDS = 100  # hashed_ids[] in a list, hashed_ids in an archive
+# An API token's permission level. Wistia's labels: "Upload media" (upload), "Read all data"
+# (read), "Read, update & delete anything" (full). A plain token string gets full rights.
+TOKEN_RIGHTS = ("upload", "read", "full")
+PERMITS = {
+    "upload": frozenset({"upload"}),
+    "read": frozenset({"read"}),
+    "full": frozenset({"upload", "read", "write"}),
+}
 VIDEO_LIMIT_MESSAGE = (
     "This account has exceeded its video limit. Please upgrade to upload more videos."
 )
@@ -58,6 +74,38 @@ def media_type(filename: str, content_type: str | None = None) -> str:
     return "UnknownType"
 
 
+def event_timestamp(epoch_ms: int) -> str:
+    """A webhook's generated_at: ISO-8601 UTC with milliseconds, 2020-03-31T21:56:45.123Z."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def token_rights(tokens: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
+    """Token -> permission level. A mapping gives each token's level; plain strings are
+    full-rights tokens (how every token behaved before levels existed)."""
+    if isinstance(tokens, Mapping):
+        table = {str(t): str(r) for t, r in tokens.items()}
+    elif isinstance(tokens, str):
+        raise TypeError("tokens must be a collection of tokens, not one string")
+    else:
+        table = {str(t): "full" for t in tokens}
+    for token, rights in table.items():
+        if not token:
+            raise ValueError("a token cannot be empty")
+        if rights not in TOKEN_RIGHTS:
+            raise ValueError(f"token rights must be one of {TOKEN_RIGHTS}, not {rights!r}")
+    return table
+
+
+def parse_token_spec(spec: str) -> tuple[str, str]:
+    """`TOKEN` or `TOKEN:RIGHTS` (the CLI's --token): the token and its permission level.
+    Only a known level after the last colon is taken as one, so tokens may contain colons."""
+    token, colon, rights = spec.rpartition(":")
+    if colon and token and rights in TOKEN_RIGHTS:
+        return token, rights
+    return spec, "full"
+
+
 def redact(params: dict[str, str]) -> dict[str, str]:
     """A copy with credentials masked, for the request log."""
     return {k: ("[redacted]" if k in SECRET_PARAMETERS else v) for k, v in params.items()}
@@ -65,6 +113,15 @@ def redact(params: dict[str, str]) -> dict[str, str]:
 
 class UploadRejected(Exception):
     """The Upload API answers 400 with this message."""
+
+
+class ApiError(Exception):
+    """A Data API call refused: answered with `status` and `{"error": message}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass
@@ -117,6 +174,11 @@ class Media:
     sha256: str | None = None
     error: str | None = None
     deleted: bool = False
+    archived: bool = False
+
+    @property
+    def live(self) -> bool:
+        return not self.deleted
 
     @property
     def progress(self) -> float:
@@ -141,6 +203,7 @@ class Media:
             "error": self.error,
             "low_priority": self.low_priority,
             "deleted": self.deleted,
+            "archived": self.archived,
         }
 
     def upload_answer(self) -> dict[str, Any]:
@@ -165,6 +228,7 @@ class Media:
             "name": self.name,
             "type": self.type,
             "status": self.status,
+            "archived": self.archived,
             "progress": self.progress,
             "duration": 0.0,
             "description": self.description,
@@ -178,8 +242,52 @@ class Media:
             },
         }
 
+    def webhook_json(self, base_url: str) -> dict[str, Any]:
+        """`payload.media` of a webhook event: what Wistia's webhooks carry."""
+        return {
+            "id": self.hashed_id,
+            "name": self.name,
+            "url": f"{base_url}medias/{self.hashed_id}",
+            "duration": 0.0,
+            "thumbnail": {"url": self.thumbnail_url},
+        }
+
     def _thumbnail(self) -> dict[str, Any]:
         return {"url": self.thumbnail_url, "width": 100, "height": 60}
+
+
+@dataclass
+class BackgroundJob:
+    """A swap or an archive: queued when asked, finished (or failed) processing_delay later."""
+
+    id: int
+    hashed_id: str
+    kind: str  # "swap" or "archive"
+    created_at: float
+    media_ids: list[str]  # swap: [original, replacement]; archive: the hashed ids asked
+    status: str = "queued"
+    finished_at: float | None = None
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "failed")
+
+    def api_json(self) -> dict[str, Any]:
+        """Wistia's background_job_status object."""
+        return {"id": self.id, "hashed_id": self.hashed_id, "status": self.status}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            **self.api_json(),
+            "kind": self.kind,
+            "media_ids": list(self.media_ids),
+            "created": iso8601(self.created_at),
+            "finished": None if self.finished_at is None else iso8601(self.finished_at),
+            "error": self.error,
+            "result": dict(self.result),
+        }
 
 
 @dataclass
@@ -208,38 +316,70 @@ class RequestRecord:
         }
 
 
+EventSink = Callable[[dict[str, Any]], None]
+
+
 class Account:
     """One Wistia account. Every public method takes the lock; none returns live state."""
 
     def __init__(
         self,
-        tokens: Iterable[str],
+        tokens: Iterable[str] | Mapping[str, str],
         video_limit: int | None,
         rate_limit: int | None,
         rate_window: float,
         thumbnail_base: str = "http://127.0.0.1/",
+        sniff_media: bool = True,
     ) -> None:
         self.lock = threading.Condition()
-        self._tokens = frozenset(tokens)
+        self._tokens = token_rights(tokens)
         self._video_limit = video_limit
         self._limiter = SlidingWindowRateLimiter(rate_limit, rate_window)
         self._faults = FaultBook()
         self._medias: dict[str, Media] = {}
         self._projects: dict[str, Project] = {}
         self._requests: list[RequestRecord] = []
+        self._jobs: dict[int, BackgroundJob] = {}
+        self._swaps: list[dict[str, Any]] = []
         self._next_media_id = 1_000_001
         self._next_project_id = 100_001
+        self._next_job_id = 5_000_001
+        self._sniff_media = sniff_media
+        self._event_sink: EventSink | None = None
+        self._last_event_ms = 0
+        self.account_id = self._new_hashed_id({})
         self.thumbnail_base = thumbnail_base
 
     # --- configuration -------------------------------------------------------------------
 
-    def set_tokens(self, tokens: Iterable[str]) -> None:
+    def set_tokens(self, tokens: Iterable[str] | Mapping[str, str]) -> None:
+        table = token_rights(tokens)
         with self.lock:
-            self._tokens = frozenset(tokens)
+            self._tokens = table
 
-    def accepts(self, token: str | None) -> bool:
+    def rights_of(self, token: str | None) -> str | None:
+        """The token's permission level, or None for an unknown (or missing) token."""
         with self.lock:
-            return token is not None and token in self._tokens
+            return None if token is None else self._tokens.get(token)
+
+    def allows(self, token: str | None, action: str) -> bool:
+        """May `token` do `action` ("upload", "read" or "write")?"""
+        rights = self.rights_of(token)
+        return rights is not None and action in PERMITS[rights]
+
+    def set_sniff_media(self, enabled: bool) -> None:
+        with self.lock:
+            self._sniff_media = enabled
+
+    @property
+    def sniffs_media(self) -> bool:
+        with self.lock:
+            return self._sniff_media
+
+    def set_event_sink(self, sink: EventSink | None) -> None:
+        """Where webhook events go (called with the lock held: it must only enqueue)."""
+        with self.lock:
+            self._event_sink = sink
 
     def set_video_limit(self, limit: int | None) -> None:
         if limit is not None and limit < 0:
@@ -264,11 +404,14 @@ class Account:
             self._faults.clear()
 
     def reset(self) -> None:
-        """Forget medias, projects, requests, faults and rate-limit history; keep config."""
+        """Forget medias, projects, jobs, swaps, requests, faults and rate-limit history;
+        keep config."""
         with self.lock:
             self._medias.clear()
             self._projects.clear()
             self._requests.clear()
+            self._jobs.clear()
+            self._swaps.clear()
             self._faults.clear()
             self._limiter.reset()
             self.lock.notify_all()
@@ -305,7 +448,7 @@ class Account:
         Returns the Upload API's answer for it."""
         with self.lock:
             project = self._project_for(draft.project_hashed_id)
-            if self._video_limit is not None and self._live_media_count() >= self._video_limit:
+            if self._video_limit is not None and self._counted_media() >= self._video_limit:
                 raise UploadRejected(VIDEO_LIMIT_MESSAGE)
             if project is None:
                 project = self._create_project(_uploads_project_name())
@@ -324,13 +467,15 @@ class Account:
                 status=status,
                 created_at=now,
                 updated_at=now,
-                thumbnail_url=f"{self.thumbnail_base}deliveries/{secrets.token_hex(20)}.jpg"
-                "?image_crop_resized=100x60",
+                thumbnail_url=self._new_thumbnail_url(),
                 bytes=draft.bytes,
                 sha256=draft.sha256,
             )
             self._next_media_id += 1
             self._medias[hashed_id] = media
+            self._emit("media.created", media)
+            if status in STATUS_EVENTS:
+                self._emit(STATUS_EVENTS[status], media)
             self.lock.notify_all()
             return media.upload_answer()
 
@@ -342,27 +487,29 @@ class Account:
             media = self._medias.get(hashed_id)
             if media is None:
                 return False
+            changed = media.status != status
             media.status = status
             for name, value in details.items():
                 setattr(media, name, value)
             media.updated_at = time.time()
+            if changed and status in STATUS_EVENTS:
+                self._emit(STATUS_EVENTS[status], media)
             self.lock.notify_all()
             return True
 
     def media_json(self, hashed_id: str) -> dict[str, Any] | None:
         with self.lock:
-            media = self._medias.get(hashed_id)
-            if media is None or media.deleted:
-                return None
-            return media.data_api_json()
+            media = self._live(hashed_id)
+            return None if media is None else media.data_api_json()
 
     def delete_media(self, hashed_id: str) -> dict[str, Any] | None:
         with self.lock:
-            media = self._medias.get(hashed_id)
-            if media is None or media.deleted:
+            media = self._live(hashed_id)
+            if media is None:
                 return None
             media.deleted = True
             media.updated_at = time.time()
+            self._emit("media.deleted", media)
             self.lock.notify_all()
             return media.data_api_json()
 
@@ -374,9 +521,16 @@ class Account:
         ascending: bool,
         page: int,
         per_page: int,
+        hashed_ids: list[str] | None = None,
+        archived: bool | None = None,
     ) -> list[dict[str, Any]]:
         with self.lock:
-            medias = [m for m in self._medias.values() if not m.deleted]
+            medias = [m for m in self._medias.values() if m.live]
+            if hashed_ids is not None:
+                wanted = set(hashed_ids)
+                medias = [m for m in medias if m.hashed_id in wanted]
+            if archived is not None:
+                medias = [m for m in medias if m.archived == archived]
             if project_id is not None:
                 medias = [
                     m for m in medias if project_id in (m.project.hashed_id, str(m.project.id))
@@ -396,7 +550,7 @@ class Account:
         with self.lock:
             counts: dict[str, int] = {}
             for media in self._medias.values():
-                if not media.deleted:
+                if media.live:
                     counts[media.project.hashed_id] = counts.get(media.project.hashed_id, 0) + 1
             projects = sorted(self._projects.values(), key=lambda p: p.id)
             start = (page - 1) * per_page
@@ -409,6 +563,66 @@ class Account:
         """A project made by hand (tests use it to upload into an explicit project_id)."""
         with self.lock:
             return self._create_project(name).snapshot()
+
+    # --- background jobs: swap and archive -------------------------------------------------
+
+    def start_swap(self, hashed_id: str, replacement_id: str | None) -> tuple[dict[str, Any], int]:
+        """Queue a swap of `replacement_id`'s file into `hashed_id` (the Data API's answer and
+        the job's id), or raise ApiError: 404 for an unknown media, 400 for a refused one."""
+        with self.lock:
+            original = self._live(hashed_id)
+            if original is None:
+                raise ApiError(404, f"Media not found: {hashed_id}")
+            if not replacement_id:
+                raise ApiError(400, "replacement_media_id is required")
+            if replacement_id == hashed_id:
+                raise ApiError(400, "A media cannot replace itself")
+            replacement = self._live(replacement_id)
+            if replacement is None:
+                raise ApiError(404, f"Replacement media not found: {replacement_id}")
+            if problem := _swap_problem(original, replacement):
+                raise ApiError(400, problem)
+            job = self._new_job("swap", [hashed_id, replacement_id])
+            answer = {
+                "message": "Media swap queued",
+                "background_job_status": job.api_json(),
+                "media": original.data_api_json(),
+            }
+            return answer, job.id
+
+    def start_archive(self, hashed_ids: Any) -> tuple[dict[str, Any], int]:
+        """Queue archiving up to 100 medias, or raise ApiError 422 (as Wistia answers)."""
+        if not isinstance(hashed_ids, list) or not hashed_ids:
+            raise ApiError(422, "hashed_ids must be a non-empty list of media hashed ids")
+        if not all(isinstance(h, str) and h for h in hashed_ids):
+            raise ApiError(422, "hashed_ids must be media hashed ids (strings)")
+        if len(hashed_ids) > MAX_BULK_IDS:
+            raise ApiError(422, f"Too many medias: at most {MAX_BULK_IDS} per request")
+        with self.lock:
+            job = self._new_job("archive", list(hashed_ids))
+            answer = {"message": "Media archive queued", "background_job_status": job.api_json()}
+            return answer, job.id
+
+    def run_job(self, job_id: int) -> None:
+        """Do what a queued job asked (the processor calls it processing_delay later)."""
+        with self.lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.done:
+                return  # forgotten by reset()
+            if job.kind == "swap":
+                self._finish_swap(job)
+            else:
+                self._finish_archive(job)
+            job.finished_at = time.time()
+            self.lock.notify_all()
+
+    def job_json(self, job_ref: str) -> dict[str, Any] | None:
+        """GET background_job_status/{id}: by numeric id or hashed id."""
+        with self.lock:
+            for job in self._jobs.values():
+                if job_ref in (str(job.id), job.hashed_id):
+                    return {"background_job_status": job.api_json()}
+            return None
 
     # --- snapshots for tests ---------------------------------------------------------------
 
@@ -424,18 +638,129 @@ class Account:
         with self.lock:
             return [r.snapshot() for r in self._requests]
 
+    def jobs(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [j.snapshot() for j in sorted(self._jobs.values(), key=lambda j: j.id)]
+
+    def swaps(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(s) for s in self._swaps]
+
     def wait_until_settled(self, timeout: float) -> bool:
-        """True once no media is queued or processing; False if `timeout` passes first."""
+        """True once no media is queued or processing and no background job is pending;
+        False if `timeout` passes first."""
         with self.lock:
             return self.lock.wait_for(
-                lambda: all(m.status not in UNSETTLED_STATUSES for m in self._medias.values()),
+                lambda: (
+                    all(m.status not in UNSETTLED_STATUSES for m in self._medias.values())
+                    and all(j.done for j in self._jobs.values())
+                ),
                 timeout=timeout,
             )
 
     # --- internals (lock held) -------------------------------------------------------------
 
-    def _live_media_count(self) -> int:
-        return sum(1 for m in self._medias.values() if not m.deleted)
+    def _live(self, hashed_id: str) -> Media | None:
+        media = self._medias.get(hashed_id)
+        return media if media is not None and media.live else None
+
+    def _counted_media(self) -> int:
+        """Medias that take a place under the video limit: archiving frees one, as deleting."""
+        return sum(1 for m in self._medias.values() if m.live and not m.archived)
+
+    def _finish_swap(self, job: BackgroundJob) -> None:
+        original_id, replacement_id = job.media_ids
+        original, replacement = self._live(original_id), self._live(replacement_id)
+        if original is None or replacement is None:
+            job.status, job.error = "failed", "a media of the swap was deleted before it ran"
+            return
+        if problem := _swap_problem(original, replacement):
+            job.status, job.error = "failed", problem
+            return
+        previous = {"bytes": original.bytes, "sha256": original.sha256}
+        previous_thumbnail = original.thumbnail_url
+        # The original keeps its ids, name, description and project; the file is the
+        # replacement's. The replacement stays a media of its own (Wistia's docs are silent).
+        original.bytes = replacement.bytes
+        original.sha256 = replacement.sha256
+        original.source_url = replacement.source_url
+        original.thumbnail_url = replacement.thumbnail_url
+        original.updated_at = time.time()
+        job.status = "finished"
+        job.result = {"hashed_id": original_id, "replacement_hashed_id": replacement_id}
+        self._swaps.append(
+            {
+                "job_id": job.id,
+                "hashed_id": original_id,
+                "replacement_hashed_id": replacement_id,
+                "bytes": original.bytes,
+                "sha256": original.sha256,
+                "previous_bytes": previous["bytes"],
+                "previous_sha256": previous["sha256"],
+                "at": original.updated_at,
+            }
+        )
+        self._emit(
+            "media.updated",
+            original,
+            previous_attributes={"thumbnail": {"url": previous_thumbnail}},
+        )
+
+    def _finish_archive(self, job: BackgroundJob) -> None:
+        archived, not_found = [], []
+        for hashed_id in job.media_ids:
+            media = self._live(hashed_id)
+            if media is None:
+                not_found.append(hashed_id)
+                continue
+            if not media.archived:
+                media.archived = True
+                media.updated_at = time.time()
+            archived.append(hashed_id)
+        job.status = "finished"
+        job.result = {"archived": archived, "not_found": not_found}
+
+    def _new_job(self, kind: str, media_ids: list[str]) -> BackgroundJob:
+        job = BackgroundJob(
+            id=self._next_job_id,
+            hashed_id=self._new_hashed_id({j.hashed_id: j for j in self._jobs.values()}),
+            kind=kind,
+            created_at=time.time(),
+            media_ids=media_ids,
+        )
+        self._next_job_id += 1
+        self._jobs[job.id] = job
+        self.lock.notify_all()
+        return job
+
+    def _emit(self, event_type: str, media: Media, **payload: Any) -> None:
+        """Hand one webhook event about `media` to the sink. A deleted media sends nothing
+        more after media.deleted."""
+        if self._event_sink is None:
+            return
+        if event_type == "media.deleted":
+            body: dict[str, Any] = {"media": {"id": media.hashed_id}}
+        elif media.deleted:
+            return
+        else:
+            body = {"media": media.webhook_json(self.thumbnail_base), **payload}
+        # Strictly increasing stamps: events of one account never tie, and their order is
+        # the order they happened in.
+        self._last_event_ms = max(int(time.time() * 1000), self._last_event_ms + 1)
+        self._event_sink(
+            {
+                "uuid": uuid.uuid4().hex,
+                "type": event_type,
+                "generated_at": event_timestamp(self._last_event_ms),
+                "metadata": {"account_id": self.account_id},
+                "payload": body,
+            }
+        )
+
+    def _new_thumbnail_url(self) -> str:
+        return (
+            f"{self.thumbnail_base}deliveries/{secrets.token_hex(20)}.jpg?image_crop_resized=100x60"
+        )
 
     def _project_for(self, hashed_id: str | None) -> Project | None:
         if hashed_id is None:
@@ -458,11 +783,24 @@ class Account:
         return project
 
     @staticmethod
-    def _new_hashed_id(taken: dict[str, Any]) -> str:
+    def _new_hashed_id(taken: Mapping[str, Any]) -> str:
         while True:
             candidate = "".join(secrets.choice(_HASHED_ID_ALPHABET) for _ in range(10))
             if candidate not in taken:
                 return candidate
+
+
+def _swap_problem(original: Media, replacement: Media) -> str | None:
+    """Why Wistia would refuse to swap `replacement` into `original` (400), if it would."""
+    if original.type != replacement.type:
+        return f"Replacement media must be the same type as the original media ({original.type})."
+    if original.type not in SWAPPABLE_TYPES:
+        return f"Only videos and audio files can be swapped, not {original.type}."
+    if replacement.status != "ready":
+        return f"Replacement media must be ready (it is {replacement.status})."
+    if original.status != "ready":
+        return f"The original media must be ready to be replaced (it is {original.status})."
+    return None
 
 
 def _uploads_project_name() -> str:

@@ -1,13 +1,21 @@
 """Helpers for tests that use the emulator: a loopback file server for imports to fetch,
-and one-line calls to the Upload API.
+a loopback receiver of its webhooks, and one-line calls to the Upload API.
 
     with SourceServer() as source:
-        source.add("/clip.mp4", b"...")
+        source.add("/clip.mp4", mp4_bytes(b"..."))
         answer = import_url(emu.url, source.url("/clip.mp4"))
+
+    with WebhookReceiver(secret="key") as receiver:
+        emu.set_webhook(receiver.url, "key")
+        ...
+        emu.wait_until_webhooks_delivered()
+        receiver.events()  # the events of every correctly signed POST, as they arrived
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
 import select
 import signal
@@ -15,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +33,19 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from wistia_emulator.webhooks import SIGNATURE_HEADER, signature
+
 DEFAULT_TOKEN = "test-token"
+# The first box of an MP4 file (an ISO BMFF `ftyp` box, brand mp42): bytes that start with it
+# are media to the emulator, as a container's signature is to a transcoder.
+MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+def mp4_bytes(payload: bytes = b"") -> bytes:
+    """Bytes that start like an MP4 file, then `payload` (so a test's content stays its own)."""
+    return MP4_HEADER + payload
+
+
 # No retries: a test must see exactly what the emulator did to each request.
 HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5.0, read=30.0))
 
@@ -158,6 +180,102 @@ class SourceServer:
 
             def do_GET(self) -> None:
                 source._serve(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@dataclass
+class ReceivedWebhook:
+    """One POST the receiver got."""
+
+    body: bytes
+    headers: dict[str, str]
+    signature_valid: bool  # X-Wistia-Signature matched the receiver's secret at the time
+    answered: int
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A loopback webhook consumer: checks each POST's X-Wistia-Signature against `secret`
+    (constant time). A wrong or missing signature is answered 401, as a real receiver
+    would; a signed POST gets the statuses queued with `answer_with`, then 200."""
+
+    def __init__(self, secret: str, answers: Iterable[int] = ()) -> None:
+        self.secret = secret
+        self._answers: deque[int] = deque(answers)
+        self._received: list[ReceivedWebhook] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/wistia-webhooks"
+
+    def answer_with(self, *statuses: int) -> None:
+        """Answer the next POSTs with these statuses (then 200 again)."""
+        with self._lock:
+            self._answers.extend(statuses)
+
+    def received(self) -> list[ReceivedWebhook]:
+        with self._lock:
+            return list(self._received)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events of every correctly signed POST answered 2xx, in the order they came."""
+        return [
+            event
+            for post in self.received()
+            if post.signature_valid and 200 <= post.answered < 300
+            for event in post.payload["events"]
+        ]
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _receive(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self._lock:
+            expected = signature(body, self.secret)
+            valid = hmac.compare_digest(handler.headers.get(SIGNATURE_HEADER) or "", expected)
+            status = 200
+            if not valid:
+                status = 401  # as a real receiver answers a forged or stale signature
+            elif self._answers:
+                status = self._answers.popleft()
+            self._received.append(ReceivedWebhook(body, dict(handler.headers), valid, status))
+        handler.send_response(status)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                receiver._receive(self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

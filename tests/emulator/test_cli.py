@@ -11,10 +11,13 @@ import pytest
 from wistia_emulator import EmulatorControl
 from wistia_emulator.testing import (
     EmulatorProcess,
+    WebhookReceiver,
     cli_command,
     cli_environment,
     import_url,
     json_of,
+    mp4_bytes,
+    upload_bytes,
 )
 
 
@@ -88,3 +91,46 @@ def test_the_cli_reports_a_port_in_use() -> None:
 
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_the_cli_sends_signed_webhooks_and_refuses_a_url_without_a_secret() -> None:
+    with (
+        WebhookReceiver("cli-key") as receiver,
+        EmulatorProcess(
+            "--port", "0", "--quiet", "--token", "t", "--processing-delay", "0.01",
+            "--webhook-url", receiver.url, "--webhook-secret", "cli-key",
+            "--webhook-max-batch", "1", "--webhook-batch-window", "0",
+        ) as emulator,
+    ):  # fmt: skip
+        control = EmulatorControl(emulator.url)
+        answer = json_of(upload_bytes(emulator.url, "clip.mp4", mp4_bytes(), token="t"))
+        assert control.wait_until_settled(5)
+        assert control.wait_until_webhooks_delivered(5)
+
+    posts = receiver.received()
+    assert all(p.signature_valid for p in posts)
+    assert [len(p.payload["events"]) for p in posts] == [1, 1, 1]
+    assert [(e["type"], e["payload"]["media"]["id"]) for e in receiver.events()] == [
+        ("media.created", answer["hashed_id"]),
+        ("media.processing", answer["hashed_id"]),
+        ("media.ready", answer["hashed_id"]),
+    ]
+    unsigned = subprocess.run(  # noqa: S603 - our own interpreter and module
+        cli_command("--port", "0", "--webhook-url", receiver.url),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=cli_environment(),
+    )
+    assert unsigned.returncode == 2
+    assert "--webhook-secret" in unsigned.stderr
+
+
+def test_the_cli_can_accept_any_bytes_as_media() -> None:
+    with EmulatorProcess("--port", "0", "--quiet", "--token", "t", "--no-sniff") as emulator:
+        upload_bytes(emulator.url, "notes.mp4", b"plain text", token="t")
+        control = EmulatorControl(emulator.url)
+        assert control.wait_until_settled(5)
+
+        assert [m["status"] for m in control.medias()] == ["ready"]

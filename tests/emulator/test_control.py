@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from wistia_emulator import EmulatorControl, EmulatorControlError, Fault, WistiaEmulator
-from wistia_emulator.testing import HTTP, SourceServer, import_url, upload_bytes
+from wistia_emulator.testing import HTTP, SourceServer, import_url, mp4_bytes, upload_bytes
 
 SOURCE = "http://127.0.0.1:9/clip.mp4"
 
@@ -120,7 +120,7 @@ def held_source() -> Iterator[SourceServer]:
 def test_settled_waits_for_imports(
     wistia_emulator: WistiaEmulator, control: EmulatorControl, held_source: SourceServer
 ) -> None:
-    import_url(wistia_emulator.url, held_source.add("/slow.mp4", b"slow"))
+    import_url(wistia_emulator.url, held_source.add("/slow.mp4", mp4_bytes(b"slow")))
 
     while_held = control.wait_until_settled(0.2)
     held_source.release()

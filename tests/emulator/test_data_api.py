@@ -8,7 +8,15 @@ import pytest
 import urllib3
 
 from wistia_emulator import WistiaEmulator
-from wistia_emulator.testing import DEFAULT_TOKEN, HTTP, bearer, import_url, json_of, upload_bytes
+from wistia_emulator.testing import (
+    DEFAULT_TOKEN,
+    HTTP,
+    bearer,
+    import_url,
+    json_of,
+    mp4_bytes,
+    upload_bytes,
+)
 
 
 def get(
@@ -18,7 +26,7 @@ def get(
 
 
 def upload(emu: WistiaEmulator, name: str, **params: str) -> dict[str, Any]:
-    response = upload_bytes(emu.url, name, b"bytes of " + name.encode(), **params)
+    response = upload_bytes(emu.url, name, mp4_bytes(b"bytes of " + name.encode()), **params)
     assert response.status == 200
     answer: dict[str, Any] = json_of(response)
     return answer

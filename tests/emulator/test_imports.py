@@ -12,7 +12,7 @@ import pytest
 
 from wistia_emulator import WistiaEmulator
 from wistia_emulator.processing import MISSING_EXTENSION, REMOTE_FETCH_DISABLED
-from wistia_emulator.testing import HTTP, SourceServer, bearer, import_url, json_of
+from wistia_emulator.testing import HTTP, SourceServer, bearer, import_url, json_of, mp4_bytes
 
 S3_EXPIRED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -47,7 +47,7 @@ def wait_for_status(emu: WistiaEmulator, hashed_id: str, status: str) -> None:
 def test_an_import_becomes_ready_with_the_sources_bytes(
     wistia_emulator: WistiaEmulator, source: SourceServer
 ) -> None:
-    content = bytes(range(256)) * 300
+    content = mp4_bytes(bytes(range(256)) * 300)
     url = source.add("/videos/launch.mp4", content)
 
     answer = json_of(import_url(wistia_emulator.url, url))
@@ -64,7 +64,7 @@ def test_an_import_becomes_ready_with_the_sources_bytes(
 def test_an_import_moves_from_queued_to_processing_to_ready(
     wistia_emulator: WistiaEmulator, source: SourceServer
 ) -> None:
-    url = source.add("/slow.mp4", b"slow bytes")
+    url = source.add("/slow.mp4", mp4_bytes(b"slow bytes"))
     source.hold()
 
     answer = json_of(import_url(wistia_emulator.url, url))
@@ -145,13 +145,14 @@ def test_non_loopback_urls_are_never_fetched(wistia_emulator: WistiaEmulator, ur
 def test_a_redirect_to_loopback_is_followed(
     wistia_emulator: WistiaEmulator, source: SourceServer
 ) -> None:
-    source.add("/real/clip.mp4", b"moved bytes")
+    moved = mp4_bytes(b"moved bytes")
+    source.add("/real/clip.mp4", moved)
     url = source.redirect("/old/clip.mp4", "/real/clip.mp4")
 
     answer = json_of(import_url(wistia_emulator.url, url))
     media = settled_media(wistia_emulator, answer["hashed_id"])
 
-    assert (media["status"], media["bytes"]) == ("ready", 11)
+    assert (media["status"], media["bytes"]) == ("ready", len(moved))
 
 
 def test_a_redirect_off_loopback_is_not_followed(
@@ -169,20 +170,21 @@ def test_localhost_subdomains_reach_the_loopback_server(
     wistia_emulator: WistiaEmulator, source: SourceServer
 ) -> None:
     # S3 virtual-host style URLs against a local endpoint look like this.
-    source.add("/clip.mp4", b"virtual host bytes")
+    content = mp4_bytes(b"virtual host bytes")
+    source.add("/clip.mp4", content)
     port = source.url("/").rsplit(":", 1)[1].split("/")[0]
 
     answer = json_of(import_url(wistia_emulator.url, f"http://bucket.localhost:{port}/clip.mp4"))
     media = settled_media(wistia_emulator, answer["hashed_id"])
 
-    assert (media["status"], media["bytes"]) == ("ready", 18)
+    assert (media["status"], media["bytes"]) == ("ready", len(content))
 
 
 def test_imports_are_fetched_by_a_bounded_pool(
     wistia_emulator: WistiaEmulator, source: SourceServer
 ) -> None:
     source.hold()
-    urls = [source.add(f"/clip-{n}.mp4", b"x" * n) for n in range(1, 13)]
+    urls = [source.add(f"/clip-{n}.mp4", mp4_bytes(b"x" * n)) for n in range(1, 13)]
 
     for url in urls:
         assert import_url(wistia_emulator.url, url).status == 200

@@ -21,6 +21,7 @@ from wistia_emulator.testing import (
     bearer,
     import_url,
     json_of,
+    mp4_bytes,
     upload_bytes,
 )
 
@@ -81,7 +82,7 @@ def test_seed_curl_multipart_upload_with_api_password(
     wistia_emulator: WistiaEmulator, tmp_path: Path
 ) -> None:
     clip = tmp_path / "dramatic_squirrel.mp4"
-    clip.write_bytes(b"\x00\x01squirrel" * 1000)
+    clip.write_bytes(mp4_bytes(b"\x00\x01squirrel" * 1000))
 
     status, content_type, body = curl(
         "-F", f"api_password={TOKEN}", "-F", f"file=@{clip}", wistia_emulator.url,
@@ -102,7 +103,8 @@ def test_seed_curl_multipart_upload_with_api_password(
 def test_seed_curl_form_import_with_api_password(
     wistia_emulator: WistiaEmulator, source: SourceServer, tmp_path: Path
 ) -> None:
-    url = source.add("/clip.mp4", b"movie bytes")
+    movie = mp4_bytes(b"movie bytes")
+    url = source.add("/clip.mp4", movie)
 
     status, content_type, _ = curl(
         "-d", f"api_password={TOKEN}&url={url}", wistia_emulator.url, tmp_path=tmp_path
@@ -111,7 +113,7 @@ def test_seed_curl_form_import_with_api_password(
     assert (status, content_type) == (200, "application/json; charset=utf-8")
     assert wistia_emulator.wait_until_settled(5)
     [media] = wistia_emulator.medias()
-    assert (media["status"], media["source_url"], media["bytes"]) == ("ready", url, 11)
+    assert (media["status"], media["source_url"], media["bytes"]) == ("ready", url, len(movie))
 
 
 @needs_curl
