@@ -67,6 +67,22 @@ _SIGNING_PARAMS = {
     "Expires",
     "x-id",
 }
+# The object operations ObjectState looks at, by method and query parameters (HEAD as GET).
+_OBJECT_OPERATIONS = {
+    ("GET", frozenset()): "GetObject",
+    ("GET", frozenset({"versionId"})): "GetObject",
+    ("GET", frozenset({"partNumber"})): "GetObject",
+    ("GET", frozenset({"versionId", "partNumber"})): "GetObject",
+    ("PUT", frozenset()): "PutObject",
+    ("PUT", frozenset({"partNumber", "uploadId"})): "UploadPart",
+    ("POST", frozenset({"uploads"})): "CreateMultipartUpload",
+    ("POST", frozenset({"uploadId"})): "CompleteMultipartUpload",
+    ("POST", frozenset({"restore"})): "RestoreObject",
+    ("POST", frozenset({"restore", "versionId"})): "RestoreObject",
+    ("DELETE", frozenset()): "DeleteObject",
+    ("DELETE", frozenset({"versionId"})): "DeleteObject",
+    ("DELETE", frozenset({"uploadId"})): "AbortMultipartUpload",
+}
 _SIGV4_HEADER = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
 _SSE_HEADERS = (
     "x-amz-server-side-encryption",
@@ -141,13 +157,13 @@ class VersionState:
         headers: Headers = []
         if self.archived(now):
             headers.append(("x-amz-archive-status", str(self.archive_tier)))
-        if self.restore_requested_at is not None:
+        if self.restoring(now):
+            headers.append(("x-amz-restore", 'ongoing-request="true"'))
+            requested = formatdate(self.restore_requested_at, usegmt=True)
+            headers.append(("x-amz-restore-request-date", requested))
+        elif self.restore_requested_at is not None:
             # Back in the Frequent Access tier, an Intelligent-Tiering object has no expiry.
-            ongoing = "true" if self.restoring(now) else "false"
-            headers.append(("x-amz-restore", f'ongoing-request="{ongoing}"'))
-            headers.append(
-                ("x-amz-restore-request-date", formatdate(self.restore_requested_at, usegmt=True))
-            )
+            headers.append(("x-amz-restore", 'ongoing-request="false"'))
         return headers
 
 
@@ -169,26 +185,9 @@ class S3Request:
         if not self.key:
             if self.method == "POST" and names == {"delete"}:
                 return "DeleteObjects"
-            if self.method == "DELETE" and not names:
-                return "DeleteBucket"
             return None
-        table = {
-            ("GET", frozenset()): "GetObject",
-            ("GET", frozenset({"versionId"})): "GetObject",
-            ("GET", frozenset({"partNumber"})): "GetObject",
-            ("GET", frozenset({"versionId", "partNumber"})): "GetObject",
-            ("PUT", frozenset()): "PutObject",
-            ("PUT", frozenset({"partNumber", "uploadId"})): "UploadPart",
-            ("POST", frozenset({"uploads"})): "CreateMultipartUpload",
-            ("POST", frozenset({"uploadId"})): "CompleteMultipartUpload",
-            ("POST", frozenset({"restore"})): "RestoreObject",
-            ("POST", frozenset({"restore", "versionId"})): "RestoreObject",
-            ("DELETE", frozenset()): "DeleteObject",
-            ("DELETE", frozenset({"versionId"})): "DeleteObject",
-            ("DELETE", frozenset({"uploadId"})): "AbortMultipartUpload",
-        }
         method = "GET" if self.method == "HEAD" else self.method
-        operation = table.get((method, frozenset(names)))
+        operation = _OBJECT_OPERATIONS.get((method, frozenset(names)))
         if operation == "GetObject" and self.method == "HEAD":
             return "HeadObject"
         return operation
@@ -252,6 +251,7 @@ class ObjectState:
             )
 
     def state(self, bucket: str, key: str, version_id: str = NULL_VERSION) -> VersionState:
+        """What is known of an object version ("null" in an unversioned bucket)."""
         with self._lock:
             return self._versions.get((bucket, key, version_id), VersionState())
 
@@ -429,34 +429,14 @@ class ObjectState:
     def _delete_object(self, request: S3Request, environ: dict[str, Any], start: Any) -> Any:
         status, headers, body = _call(self._app, environ)
         if status.startswith("20"):
-            version = request.params.get("versionId")
-            answered = _header(headers, "x-amz-version-id")
-            marker = _header(headers, "x-amz-delete-marker") == "true"
-            if version is None and not (marker and answered not in (None, NULL_VERSION)):
-                version = NULL_VERSION  # the null version is gone (unversioned or suspended)
-            if version is not None:
-                self._forget(request.bucket, request.key, version)
+            self._prune(request.bucket, {request.key})
         return _answer(start, status, headers, body)
 
     def _delete_objects(self, request: S3Request, environ: dict[str, Any], start: Any) -> Any:
+        keys = {obj["Key"] for obj in _elements(_request_body(environ), "Object") if "Key" in obj}
         status, headers, body = _call(self._app, environ)
-        if not status.startswith("200"):
-            return _answer(start, status, headers, body)
-        content = _drain(body)
-        for deleted in _elements(content, "Deleted"):
-            key = deleted.get("Key")
-            version = deleted.get("VersionId")
-            if key is None or (version is None and deleted.get("DeleteMarker") == "true"):
-                continue  # a new delete marker hides the object; its versions remain
-            self._forget(request.bucket, key, version or NULL_VERSION)
-        return _answer(start, status, headers, [content])
-
-    def _delete_bucket(self, request: S3Request, environ: dict[str, Any], start: Any) -> Any:
-        status, headers, body = _call(self._app, environ)
-        if status.startswith("20"):
-            with self._lock:
-                for place in [place for place in self._versions if place[0] == request.bucket]:
-                    del self._versions[place]
+        if status.startswith("200"):
+            self._prune(request.bucket, keys)
         return _answer(start, status, headers, body)
 
     # -- state ----------------------------------------------------------------------------
@@ -468,9 +448,14 @@ class ObjectState:
             if md5 is not None:
                 self._versions[(bucket, key, version)] = VersionState(sse_c_key_md5=md5)
 
-    def _forget(self, bucket: str, key: str, version: str) -> None:
-        with self._lock:
-            self._versions.pop((bucket, key, version), None)
+    def _prune(self, bucket: str, keys: set[str]) -> None:
+        """Forget the versions of these keys that moto no longer has: a delete removed them,
+        where a new delete marker only hides them."""
+        wanted = {(bucket, key) for key in keys}
+        with self._lock:  # held while asking moto, so no write in between is forgotten
+            for place in [place for place in self._versions if place[:2] in wanted]:
+                if _moto_object(self._account_id, *place) is None:
+                    del self._versions[place]
 
     def _may_decrypt(self, access_key: str | None, key_arn: str) -> bool:
         with self._lock:
@@ -697,9 +682,9 @@ def _local(tag: str) -> str:
 
 
 def _elements(content: bytes, name: str) -> list[dict[str, str]]:
-    """The children's texts of each `name` element of one of moto's XML answers."""
+    """The children's texts of each `name` element of an XML document."""
     try:
-        root = ET.fromstring(content)  # noqa: S314 - moto's answer, not outside input
+        root = ET.fromstring(content)  # noqa: S314 - a local client's request, on loopback
     except ET.ParseError:
         return []
     return [
@@ -725,12 +710,20 @@ def _snake(name: str) -> str:
 
 
 def _moto_object(account_id: str, bucket: str, key: str, version_id: str | None) -> Any:
-    from moto.s3.models import s3_backends
+    """moto's record of an object version (the current one by default), or None. Read
+    without moto's get_object, which would tick the object's restore state machine."""
+    from moto.s3.models import FakeKey, s3_backends
 
     try:
-        return s3_backends[account_id]["global"].get_object(bucket, key, version_id)
+        keys = s3_backends[account_id]["global"].get_bucket(bucket).keys
     except Exception:  # moto raises its own error for a missing bucket
         return None
+    if version_id is None:
+        found = keys.get(key)
+    else:
+        versions = keys.getlist(key, default=[])
+        found = next((obj for obj in versions if str(obj.version_id) == version_id), None)
+    return found if isinstance(found, FakeKey) else None
 
 
 def _current_version(account_id: str, bucket: str, key: str) -> str | None:

@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -30,6 +31,7 @@ from local_stack.object_state import (
     SSE_C_PART_MISSING,
     SSE_C_REQUIRED,
     SSE_C_WRONG_KEY,
+    VersionState,
 )
 
 BODY = b"\x00\x00\x00\x18ftypmp42 the bytes of a video"
@@ -506,6 +508,28 @@ def test_a_restore_in_progress_is_reported_and_the_object_stays_archived_until_i
     assert probe(s3, bucket, "tiered.mp4").status == 206
 
 
+def test_of_simultaneous_restore_requests_exactly_one_starts_the_restore(
+    moto_server: LocalAws, s3: Any, bucket: str
+) -> None:
+    # Given an archived object whose restore takes five minutes
+    tiered(s3, bucket)
+    moto_server.archive(bucket, "tiered.mp4", restore_delay=300)
+
+    # When twelve clients ask to restore it at once
+    def restore(_: int) -> int:
+        try:
+            s3.restore_object(Bucket=bucket, Key="tiered.mp4", RestoreRequest={})
+        except ClientError as error:
+            return int(error.response["ResponseMetadata"]["HTTPStatusCode"])
+        return 202
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = sorted(pool.map(restore, range(12)))
+
+    # Then one restore was accepted and every other request found it in progress
+    assert statuses == [202] + [409] * 11
+
+
 def test_a_restore_of_an_archived_intelligent_tiering_object_takes_no_days(
     moto_server: LocalAws, s3: Any, bucket: str
 ) -> None:
@@ -571,21 +595,29 @@ def test_an_old_version_can_be_archived_and_restored_alone(moto_server: LocalAws
 def test_deleting_an_object_forgets_what_was_known_of_it(
     moto_server: LocalAws, s3: Any, bucket: str, customer_key: bytes
 ) -> None:
-    # (Nothing over HTTP shows this: any new object replaces the state anyway. The state
+    # (Nothing over HTTP shows this, as any new object replaces the state anyway; the state
     # must still not outlive the objects it describes.)
+    # Given an SSE-C object and an archived one
     one = s3.put_object(Bucket=bucket, Key="one.mp4", Body=BODY, **sse_c(customer_key))
     two = tiered(s3, bucket, key="two.mp4")
     moto_server.archive(bucket, "two.mp4")
+    one_version, two_version = (answer.get("VersionId", "null") for answer in (one, two))
     state = moto_server.object_state.state
-    one_version = {"VersionId": one["VersionId"]} if "VersionId" in one else {}
-    two_version = {"VersionId": two["VersionId"]} if "VersionId" in two else {}
-    assert state(bucket, "one.mp4", one.get("VersionId", "null")).sse_c_key_md5 is not None
 
-    s3.delete_object(Bucket=bucket, Key="one.mp4", **one_version)
-    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "two.mp4", **two_version}]})
+    # When both are deleted for good, one by DeleteObject, one by a quiet DeleteObjects
+    s3.delete_object(Bucket=bucket, Key="one.mp4", **version_of(one))
+    s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "two.mp4", **version_of(two)}], "Quiet": True},
+    )
 
-    assert state(bucket, "one.mp4", one.get("VersionId", "null")).sse_c_key_md5 is None
-    assert state(bucket, "two.mp4", two.get("VersionId", "null")).archive_tier is None
+    # Then nothing is known of them any more
+    assert state(bucket, "one.mp4", one_version) == VersionState()
+    assert state(bucket, "two.mp4", two_version) == VersionState()
+
+
+def version_of(answer: dict[str, Any]) -> dict[str, str]:
+    return {"VersionId": answer["VersionId"]} if "VersionId" in answer else {}
 
 
 # -- everything else ------------------------------------------------------------------------
