@@ -1,7 +1,22 @@
 """moto's server on loopback, speaking the AWS protocols over real HTTP.
 
 The function under test talks to it exactly as it talks to AWS: through boto3 and
-`AWS_ENDPOINT_URL`. S3 presigned URLs are checked as S3 checks them (see presign_check).
+`AWS_ENDPOINT_URL`. Where moto falls short of AWS, WSGI middlewares in front of it make the
+local stack behave as AWS does:
+
+- presigned URLs are refused as S3 refuses them: bad signature (over the headers the URL
+  signs), expired URL, expired credentials, unknown key (presign_check);
+- S3 serves objects as S3 does where moto does not (object_state): SSE-C objects only to
+  reads that present their key, so never to a plain presigned URL; SSE-KMS objects under a
+  customer-managed key only to a GET whose signer was granted kms:Decrypt on it
+  (`allow_kms_decrypt`; aws/s3 needs no grant), and only to SigV4; Intelligent-Tiering
+  objects moved to an archive tier (`archive`) report it on HEAD, refuse GET with
+  InvalidObjectState, and come back after a RestoreObject (at once or after a delay);
+- DynamoDB applies each conditional write atomically (AtomicDynamoDB);
+- S3 notifications carry versionId, sequencer and S3's key encoding;
+- AWS errors can be injected per service and operation (aws_faults).
+
+moto itself refuses GETs of GLACIER and DEEP_ARCHIVE objects until restored.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote_plus
 
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -24,9 +40,11 @@ from moto.s3 import notifications as s3_notifications
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local_stack.aws_faults import AwsFaults, FaultInjection
+from local_stack.object_state import ObjectState
 from local_stack.presign_check import PresignedUrlCheck, SigningKey
 
 REGION = "us-east-1"
+ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 
 _moto_s3_event = s3_notifications._get_s3_event
 
@@ -79,18 +97,26 @@ class LocalAws:
         self.clock_skew = 0.0
         # Injected AWS errors (aws_faults.py); None, the default, lets every request through.
         self.faults: AwsFaults | None = None
+        clock = self._clock
+        # SSE-C, kms:Decrypt and Intelligent-Tiering archive tiers (object_state.py).
+        self.object_state = ObjectState(
+            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
+            self.signing_keys,
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            clock=clock,
+        )
         app = FaultInjection(
-            PresignedUrlCheck(
-                AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
-                self.signing_keys,
-                clock=lambda: time.time() + self.clock_skew,
-            ),
+            PresignedUrlCheck(self.object_state, self.signing_keys, clock=clock),
             lambda: self.faults,
         )
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _clock(self) -> float:
+        return time.time() + self.clock_skew
 
     @property
     def endpoint_url(self) -> str:
@@ -131,6 +157,26 @@ class LocalAws:
     ) -> None:
         """Accept presigned URLs signed with a temporary key until `expires_at`."""
         self.signing_keys[access_key] = SigningKey(secret_key, session_token, expires_at)
+
+    def allow_kms_decrypt(self, access_key_id: str, key_id: str) -> None:
+        """Grant kms:Decrypt on a customer-managed KMS key (its ID, ARN, alias or alias ARN)
+        to whoever signs with `access_key_id`. Without a grant, S3 refuses such a key's
+        objects to GET; the AWS-managed key aws/s3 needs none."""
+        self.object_state.allow_kms_decrypt(access_key_id, key_id)
+
+    def archive(
+        self,
+        bucket: str,
+        key: str,
+        tier: str = "ARCHIVE_ACCESS",
+        version_id: str | None = None,
+        restore_delay: float = 0.0,
+    ) -> None:
+        """Move an INTELLIGENT_TIERING object version (the current one by default) to the
+        ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS tier, as S3 does to objects left unread for 90
+        or 180 days in a bucket that opted in. A RestoreObject for it completes
+        `restore_delay` seconds later on S3's clock (which `clock_skew` moves)."""
+        self.object_state.archive(bucket, key, tier, version_id, restore_delay)
 
 
 @contextmanager

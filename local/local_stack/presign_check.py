@@ -120,9 +120,26 @@ class PresignedUrlCheck:
             method=environ["REQUEST_METHOD"],
             url=f"http://{environ['HTTP_HOST']}{raw_path}",
             params=[(k, v) for k, v in params if k != "X-Amz-Signature"],
+            headers=_signed_headers(environ, dict(params).get("X-Amz-SignedHeaders", "")),
         )
         request.context["timestamp"] = dict(params)["X-Amz-Date"]
         credentials = Credentials(access_key, key.secret_key, key.session_token)
         auth = S3SigV4QueryAuth(credentials, "s3", region)
         canonical = auth.canonical_request(request)
         return str(auth.signature(auth.string_to_sign(request, canonical), request))
+
+
+def _signed_headers(environ: Mapping[str, Any], names: str) -> dict[str, str]:
+    """The headers a URL's signature covers besides the host (the SSE-C headers of a URL
+    signed for them), as the client sent them: a missing one makes the signature differ."""
+    headers = {}
+    for name in names.split(";"):
+        if not name or name == "host":
+            continue
+        variable = name.upper().replace("-", "_")
+        if variable not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            variable = f"HTTP_{variable}"
+        value = environ.get(variable)
+        if value is not None:
+            headers[name] = str(value)
+    return headers
