@@ -1,9 +1,10 @@
-"""Wistia: the Upload API (one form-encoded URL import per call) and the Data API's media
-list, token in a header."""
+"""Wistia: the Upload API (one form-encoded URL import per call, or one file streamed as
+multipart/form-data) and the Data API's media list, token in a header."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import urllib3
@@ -16,6 +17,9 @@ from urllib3.exceptions import (
 )
 
 from s3_to_wistia.model import WistiaAnswer
+
+if TYPE_CHECKING:
+    from s3_to_wistia.adapters.multipart import MultipartFile
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20
@@ -53,6 +57,20 @@ class WistiaClient:
         """POST the import. Never logs or returns the form: it holds a signed URL."""
         return self._call("POST", self._upload_url, form, token)
 
+    def upload_file(
+        self,
+        body: MultipartFile,
+        token: str,
+        on_progress: Callable[[int], None] | None = None,
+        timeout: urllib3.Timeout | None = None,
+    ) -> WistiaAnswer:
+        """POST one file, streamed from disk with a known Content-Length (one try; the caller
+        decides on retries: Wistia has no idempotency key)."""
+        headers = {"Content-Type": body.content_type, "Content-Length": str(body.content_length)}
+        return self._send(
+            "POST", self._upload_url, body.chunks(on_progress), headers, token, timeout
+        )
+
     def list_medias(self, name: str, project_id: str | None, token: str) -> WistiaAnswer:
         """The newest medias with this exact name (Data API), to find a lost import."""
         query = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "10"}
@@ -61,20 +79,32 @@ class WistiaClient:
         return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token)
 
     def _call(self, method: str, url: str, form: dict[str, str] | None, token: str) -> WistiaAnswer:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {}
         body = None
         if form is not None:
             # Encoded once, here; the signed URL inside is percent-encoded as a form value,
             # which the server decodes back to the exact URL.
             body = urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return self._send(method, url, body, headers, token)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: str | Iterable[bytes] | None,
+        headers: dict[str, str],
+        token: str,
+        timeout: urllib3.Timeout | None = None,
+    ) -> WistiaAnswer:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
         try:
             response = self._http.request(
                 method,
                 url,
                 body=body,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=timeout or self._timeout,
                 retries=False,
                 redirect=False,
                 preload_content=False,
