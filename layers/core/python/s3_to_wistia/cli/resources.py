@@ -146,8 +146,10 @@ class Target:
     # --- what the command reads ------------------------------------------------------------
 
     def resolve(self) -> None:
-        """Find every resource the command declared, or fail naming the first one missing."""
-        for resource in self._needs:
+        """Find every resource the command declared, or fail naming the first one missing.
+        The flags are checked first: a bad flag is reported before any AWS call."""
+        given = [r for r in self._needs if self.options.given.get(r.name)]
+        for resource in [*given, *(r for r in self._needs if r not in given)]:
             self.value(resource)
 
     def value(self, resource: Resource) -> str:
