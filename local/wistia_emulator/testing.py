@@ -177,7 +177,8 @@ def cli_command(*arguments: str) -> list[str]:
 
 
 def cli_environment() -> dict[str, str]:
-    """The environment with this package importable (it lives in local/; the .venv has it installed)."""
+    """The environment with this package importable (it lives in local/; the .venv has it
+    installed)."""
     package_parent = str(Path(__file__).resolve().parents[1])
     inherited = os.environ.get("PYTHONPATH")
     path = package_parent if not inherited else os.pathsep.join([package_parent, inherited])
