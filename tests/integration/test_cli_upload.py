@@ -494,7 +494,9 @@ def test_a_terminal_gets_a_progress_bar(
     assert "clip.mp4" in shown
     assert "5.0/5.0 MiB" in shown
     assert ESCAPE in shown  # drawn and coloured on the terminal...
-    assert ESCAPE not in done.stdout.decode()  # ...while the piped result stays plain
+    # ...while the result goes, plain, to stdout, a pipe here.
+    assert "uploaded as" in done.stdout.decode()
+    assert ESCAPE not in done.stdout.decode()
 
 
 # --- a large file, with bounded memory -----------------------------------------------------------

@@ -102,6 +102,7 @@ class Output:
         common: dict[str, Any] = {"highlight": False, "soft_wrap": True, "emoji": False}
         self.stdout = Console(**common)
         self.stderr = Console(stderr=True, **common)
+        self._live: Progress | None = None
 
     # --- secrets -------------------------------------------------------------------------
 
@@ -117,8 +118,15 @@ class Output:
 
     def say(self, text: str, style: str | None = None) -> None:
         """A result line for people; left out in --json mode (the JSON document says it)."""
-        if not self.json_mode:
-            self.stdout.print(Text(self.scrub(text), style=style or ""))
+        if self.json_mode:
+            return
+        line = Text(self.scrub(text), style=style or "")
+        if self._live is not None and _isatty(self.stdout.file):
+            # The bars' terminal is this one too: rich prints the line above the bars
+            # instead of letting their next refresh draw over it.
+            self._live.console.print(line)
+        else:
+            self.stdout.print(line)
 
     def result(self, document: Any) -> None:
         """The command's JSON document, in --json mode only (print it once, at the end)."""
@@ -158,9 +166,7 @@ class Output:
         forced = os.environ.get("TTY_INTERACTIVE")
         if forced is not None:
             return forced.strip().lower() in ("1", "true", "yes")
-        stream = self.stderr.file
-        isatty = getattr(stream, "isatty", None)
-        return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+        return _isatty(self.stderr.file) and os.environ.get("TERM") != "dumb"
 
     @contextmanager
     def progress(self) -> Iterator[ProgressBars]:
@@ -177,9 +183,23 @@ class Output:
             TimeRemainingColumn(),
             console=self.stderr,
             transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         with bars:
-            yield ProgressBars(bars)
+            self._live = bars
+            try:
+                yield ProgressBars(bars)
+            finally:
+                self._live = None
+
+
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 class ProgressBars:
