@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -181,7 +182,7 @@ def test_retries_are_bounded(cli: Any, wistia_emulator: WistiaEmulator, tmp_path
     assert run.code == 1
     assert len(uploads(wistia_emulator)) == 2
     assert run.error_lines == [
-        f"s3-to-wistia: error: {clip}: Wistia is unavailable (502); gave up after 2 attempts"
+        f"s3-to-wistia: error: {clip}: Wistia is unavailable (502); gave up after 2 tries"
     ]
     assert wistia_emulator.medias() == []
 
@@ -214,6 +215,44 @@ def test_a_connection_failure_is_retried(
 
     assert run.code == 0, run.err
     assert [m["sha256"] for m in wistia_emulator.medias()] == [sha256_of(clip)]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/"
+
+
+def test_wistia_unreachable_is_one_line(cli: Any, stack: Stack, tmp_path: Path) -> None:
+    clip = media_file(tmp_path, "clip.mp4", 10_000)
+
+    run = cli(
+        "upload",
+        str(clip),
+        "--attempts",
+        "1",
+        target=("--token-secret", stack.secret_id, "--upload-url", closed_port_url()),
+    )
+
+    assert run.code == 1
+    assert run.error_lines == [
+        f"s3-to-wistia: error: {clip}: could not connect to Wistia: NewConnectionError "
+        "(check your network and --upload-url); gave up after 1 try"
+    ]
+
+
+def test_aws_unreachable_is_one_line(
+    cli: Any, stack: Stack, wistia_emulator: WistiaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = closed_port_url().rstrip("/")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+
+    run = cli("upload", __file__)
+
+    assert run.code == 1
+    [line] = run.error_lines
+    assert line.startswith(f"s3-to-wistia: error: AWS is unreachable at {endpoint}")
+    assert "Traceback" not in run.err
 
 
 # --- refusals and bad input ------------------------------------------------------------------

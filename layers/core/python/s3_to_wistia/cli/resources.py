@@ -162,15 +162,6 @@ class Target:
     def stack_name(self) -> str:
         return self.options.stack or self._environ.get(STACK_ENV) or default_stack_name()
 
-    @property
-    def description(self) -> str:
-        """Where the command works, for its first line of output."""
-        if self.options.local:
-            return "the local stack"
-        return f"stack {self.stack_name!r}" + (
-            f" in {self.region}" if self._session is not None and self.region else ""
-        )
-
     # --- AWS -----------------------------------------------------------------------------
 
     @property

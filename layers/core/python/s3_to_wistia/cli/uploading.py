@@ -145,7 +145,7 @@ class Uploader:
                 outcome.error = f"{error}; not uploaded"
                 return outcome
             except WistiaUnreachable as error:
-                reason = error.reason
+                reason = f"{error.reason} (check your network and --upload-url)"
                 lost_after_sending = body.sent_everything
             else:
                 verdict = judge(answer)
@@ -161,7 +161,8 @@ class Uploader:
                 lost_after_sending = False
                 retry_after = parse_retry_after(answer.retry_after, time.time())
             if attempt == policy.max_attempts:
-                outcome.error = f"{reason}; gave up after {attempt} attempts"
+                tries = "1 try" if attempt == 1 else f"{attempt} tries"
+                outcome.error = f"{reason}; gave up after {tries}"
                 return outcome
             if retry_after is not None and retry_after > policy.longest_wait:
                 outcome.error = f"{reason}, and Wistia asks to wait {retry_after:.0f} s: try later"
