@@ -390,6 +390,7 @@ def test_local_takes_the_functions_variables(
 ) -> None:
     for name, value in stack.environment_for(wistia_emulator.url).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WISTIA_API_URL")  # upload needs only the Upload API
     clip = media_file(tmp_path, "clip.mp4", 10_000)
 
     run = cli("upload", str(clip), target=("--local",))

@@ -219,13 +219,18 @@ class Target:
         return token
 
     def wistia(self, connect_timeout: float = 10.0, read_timeout: float = 60.0) -> WistiaClient:
-        """A Wistia client for the run's Upload and Data API URLs."""
+        """A Wistia client for the run's Upload and Data API URLs. A command declares the
+        one(s) it calls (UPLOAD_URL, API_URL in `needs`); the other is never asked for."""
         http = urllib3.PoolManager(maxsize=4, retries=False)
+        urls = {
+            resource.name: self.value(resource) if resource in self._needs else resource.default
+            for resource in (UPLOAD_URL, API_URL)
+        }
         return WistiaClient(
             http,
-            self.value(UPLOAD_URL),
+            str(urls[UPLOAD_URL.name]),
             urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            api_url=self.value(API_URL),
+            api_url=str(urls[API_URL.name]),
         )
 
     # --- finding values --------------------------------------------------------------------
