@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help install lint test unit run build bench reliability emulator clean \
-	deploy outputs invoke logs delete redrive
+	deploy outputs invoke logs delete redrive cli
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
 # and samconfig.toml. STACK= names another stack, CONFIG_ENV= another samconfig.toml
@@ -100,6 +100,9 @@ delete: $(SAM_VENV)/.installed ## Delete the stack (sam delete; the records tabl
 redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed (DRY_RUN=1, MAX=N, ARGS=...)
 	$(PY) -m s3_to_wistia.cli.redrive \
 		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX)) $(ARGS)
+
+cli: $(VENV)/.installed ## The operators' command line, s3-to-wistia: make cli ARGS='upload clip.mp4' (or .venv/bin/s3-to-wistia)
+	@$(BIN)/s3-to-wistia $(ARGS)
 
 clean: ## Remove virtualenvs, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

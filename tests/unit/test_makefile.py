@@ -47,6 +47,10 @@ def dry_run(*arguments: str) -> str:
             ["redrive", "DRY_RUN=1", "MAX=5"],
             ".venv/bin/python -m s3_to_wistia.cli.redrive",
         ),
+        (
+            ["cli", "ARGS=upload 'first take.mp4' --json"],
+            ".venv/bin/s3-to-wistia upload 'first take.mp4' --json",
+        ),
     ],
 )
 def test_deploy_and_operate_targets_parse(arguments: list[str], expected: str) -> None:

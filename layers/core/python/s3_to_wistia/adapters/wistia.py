@@ -1,11 +1,13 @@
-"""Wistia: the Upload API (one form-encoded URL import per call) and the Data API's media
-list, token in a header. Each call ends by its deadline: the smaller of the configured
-timeout and what the invocation has left, however slowly an answer trickles in."""
+"""Wistia: the Upload API (one form-encoded URL import per call, or one file streamed as
+multipart/form-data) and the Data API's media list, token in a header. Each call of the
+function's ends by its deadline: the smaller of the configured timeout and what the
+invocation has left, however slowly an answer trickles in."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import urllib3
@@ -20,6 +22,9 @@ from urllib3.exceptions import (
 from s3_to_wistia.adapters.http import deadline as call_deadline
 from s3_to_wistia.errors import PermanentError, WistiaUnreachable
 from s3_to_wistia.model import WistiaAnswer
+
+if TYPE_CHECKING:
+    from s3_to_wistia.adapters.multipart import MultipartFile
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20
@@ -46,6 +51,21 @@ class WistiaClient:
         """POST the import. Never logs or returns the form: it holds a signed URL."""
         return self._call("POST", self._upload_url, form, token, deadline)
 
+    def upload_file(
+        self,
+        body: MultipartFile,
+        token: str,
+        on_progress: Callable[[int], None] | None = None,
+        timeout: urllib3.Timeout | None = None,
+    ) -> WistiaAnswer:
+        """POST one file, streamed from disk with a known Content-Length (one try; the caller
+        decides on retries: Wistia has no idempotency key). No deadline: sending a large file
+        takes as long as it takes, each read bounded by `timeout`."""
+        headers = {"Content-Type": body.content_type, "Content-Length": str(body.content_length)}
+        return self._send(
+            "POST", self._upload_url, body.chunks(on_progress), headers, token, timeout
+        )
+
     def list_medias(
         self, name: str, project_id: str | None, token: str, deadline: float | None = None
     ) -> WistiaAnswer:
@@ -63,27 +83,34 @@ class WistiaClient:
         token: str,
         deadline: float | None,
     ) -> WistiaAnswer:
-        ends = time.time() + self._call_seconds
-        with call_deadline(ends if deadline is None else min(ends, deadline)):
-            return self._request(method, url, form, token)
-
-    def _request(
-        self, method: str, url: str, form: dict[str, str] | None, token: str
-    ) -> WistiaAnswer:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {}
         body = None
         if form is not None:
             # Encoded once, here; the signed URL inside is percent-encoded as a form value,
             # which the server decodes back to the exact URL.
             body = urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        ends = time.time() + self._call_seconds
+        with call_deadline(ends if deadline is None else min(ends, deadline)):
+            return self._send(method, url, body, headers, token)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: str | Iterable[bytes] | None,
+        headers: dict[str, str],
+        token: str,
+        timeout: urllib3.Timeout | None = None,
+    ) -> WistiaAnswer:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
         try:
             response = self._http.request(
                 method,
                 url,
                 body=body,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=timeout or self._timeout,
                 retries=False,
                 redirect=False,
                 preload_content=False,
