@@ -59,6 +59,7 @@ from s3_to_wistia.rules import (
     judge,
     judge_probe,
     media_name,
+    named_medias,
     parse_body,
     parse_retry_after,
     pick_lost_media,
@@ -286,11 +287,7 @@ class Importer:
             )
         first_submit_at = tries.first_submit_at or self.clock()
         medias = parse_body(answer)
-        candidates = [
-            str(m["hashed_id"])
-            for m in (medias if isinstance(medias, list) else [])
-            if isinstance(m, dict) and m.get("name") == form["name"] and m.get("hashed_id")
-        ]
+        candidates = [str(m["hashed_id"]) for m in named_medias(medias, form["name"])]
         # Another file of the same name may have been imported meanwhile: not ours.
         taken = frozenset(self.records.recorded_media(candidates)) if candidates else frozenset()
         found = pick_lost_media(medias, form["name"], iso(first_submit_at), taken)

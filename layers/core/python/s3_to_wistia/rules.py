@@ -107,8 +107,6 @@ def judge_probe(
     answer: ProbeAnswer, info: ObjectInfo, expected_etag: str | None
 ) -> tuple[ProbeVerdict, str]:
     """What a ranged GET through the presigned URL says of Wistia's coming fetch."""
-    code = answer.error_code or ""
-    message = answer.error_message or ""
     if answer.status in (200, 206):
         if expected_etag and answer.etag and _etag(answer.etag) != _etag(expected_etag):
             return ProbeVerdict.GONE, (
@@ -121,15 +119,21 @@ def judge_probe(
     if answer.status == 429 or answer.status >= 500:
         return (
             ProbeVerdict.RETRY,
-            f"S3 could not serve the presigned URL now ({answer.status} {code})",
+            f"S3 could not serve the presigned URL now ({answer.status} {answer.error_code})",
         )
+    return _refused_probe(answer.status, answer.error_code or "", answer.error_message or "", info)
+
+
+def _refused_probe(
+    status: int, code: str, message: str, info: ObjectInfo
+) -> tuple[ProbeVerdict, str]:
     if code == "InvalidObjectState":
         return ProbeVerdict.REFUSED, unservable_reason(info) or (
             "the object is archived: S3 serves it only once restored; restore it, then redrive"
         )
-    if answer.status == 400 and (code == "InvalidRequest" or "encrypt" in message.lower()):
+    if status == 400 and (code == "InvalidRequest" or "encrypt" in message.lower()):
         return ProbeVerdict.REFUSED, SSE_C_REASON
-    return _refused_url(answer.status, code, message, info)
+    return _refused_url(status, code, message, info)
 
 
 def _refused_url(
@@ -260,17 +264,19 @@ def storable(value: Any) -> Any:
     """A JSON value DynamoDB accepts as it is: numbers it cannot hold and texts that are not
     valid Unicode (lone surrogates) become text it can."""
     if isinstance(value, dict):
-        return {storable(str(k)): storable(v) for k, v in value.items()}
+        return {_storable_scalar(str(k)): storable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [storable(item) for item in value]
+    return _storable_scalar(value)
+
+
+def _storable_scalar(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", errors="replace").decode("utf-8")
-    if isinstance(value, bool) or value is None:
-        return value
     if isinstance(value, float):
         return str(value)
-    if isinstance(value, int | Decimal) and not _fits_dynamodb(Decimal(value)):
-        return str(value)
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return value if _fits_dynamodb(Decimal(value)) else str(value)
     return value
 
 
@@ -334,28 +340,38 @@ def _refusal(status: int, body: Any) -> Verdict:
 CLOCK_SKEW_SECONDS = 120
 
 
+def named_medias(medias: Any, name: str) -> list[dict[str, Any]]:
+    """The medias of a Data API list that carry exactly this name and a hashed id."""
+    if not isinstance(medias, list):
+        return []
+    return [
+        media
+        for media in medias
+        if isinstance(media, dict) and media.get("name") == name and media.get("hashed_id")
+    ]
+
+
 def pick_lost_media(
     medias: Any, name: str, first_submit_at: str, taken: frozenset[str] = frozenset()
 ) -> dict[str, Any] | None:
     """The media a lost import created, from a Data API list: same name, created no earlier
     than our first submission (less clock skew), held by no other object's record (`taken`).
     The oldest such media wins, so every retry adopts the same one."""
-    if not isinstance(medias, list):
-        return None
-    medias = [m for m in medias if not (isinstance(m, dict) and m.get("hashed_id") in taken)]
     not_before = _parse_time(first_submit_at) - timedelta(seconds=CLOCK_SKEW_SECONDS)
     candidates = []
-    for media in medias:
-        if not isinstance(media, dict) or media.get("name") != name or not media.get("hashed_id"):
-            continue
-        try:
-            created = _parse_time(str(media.get("created")))
-        except ValueError:
-            continue
-        if created >= not_before:
+    for media in named_medias(medias, name):
+        created = _created(media)
+        if media["hashed_id"] not in taken and created is not None and created >= not_before:
             candidates.append((created, media))
     candidates.sort(key=lambda pair: pair[0])
     return candidates[0][1] if candidates else None
+
+
+def _created(media: dict[str, Any]) -> datetime | None:
+    try:
+        return _parse_time(str(media.get("created")))
+    except ValueError:
+        return None
 
 
 def _parse_time(text: str) -> datetime:
