@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+IMPORT_FUNCTION = "ImportFunction"
 _names = itertools.count(1)
 
 
@@ -60,10 +61,12 @@ class Stack:
     table_name: str
     queue_url: str
     secret_id: str
-    # The function's environment variables, as the template sets them.
+    # The import function's environment variables, as the template sets them.
     function_environment: dict[str, str]
     # The parameter values the stack was provisioned with (defaults included).
     parameters: dict[str, str] = field(default_factory=dict)
+    # Every function's environment variables, by logical id.
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -102,7 +105,12 @@ def provision(
             physical[logical] = _queue(name, props)
         elif kind == "AWS::SecretsManager::Secret":
             physical[logical] = _secret(name, token)
-    environment = function_environment(template, physical, values)
+    environments = {
+        logical: function_environment(template, physical, values, logical)
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == FUNCTION_TYPE
+    }
+    environment = environments[IMPORT_FUNCTION]
     by_type = {r["Type"]: logical for logical, r in template["Resources"].items()}
     existing = values.get("ExistingBucketName", "")
     if "AWS::S3::Bucket" in by_type:
@@ -118,6 +126,7 @@ def provision(
         secret_id=physical[by_type["AWS::SecretsManager::Secret"]],
         function_environment=environment,
         parameters=values,
+        environments=environments,
     )
 
 
@@ -207,11 +216,12 @@ def function_environment(
     template: dict[str, Any],
     physical: dict[str, str],
     values: Mapping[str, str] | None = None,
+    logical_id: str = "ImportFunction",
 ) -> dict[str, str]:
-    """The import function's Environment.Variables (Globals merged), resolved locally."""
+    """A function's Environment.Variables (Globals merged), resolved locally."""
     values = parameter_values(template) if values is None else values
     template = apply_conditions(template, values)
-    function = _function(template)
+    function = _function(template, logical_id)
     variables = {
         **template.get("Globals", {})
         .get("Function", {})
@@ -229,22 +239,24 @@ def function_setting(
     name: str,
     default: Any = None,
     parameters: Mapping[str, str] | None = None,
+    logical_id: str = "ImportFunction",
 ) -> Any:
-    """One of the function's properties (e.g. Timeout), Globals applied and resolved for
+    """One of a function's properties (e.g. Timeout), Globals applied and resolved for
     these parameter values (the defaults when none are given)."""
     values = parameter_values(template, parameters)
     template = apply_conditions(template, values)
-    properties = _function(template)["Properties"]
+    properties = _function(template, logical_id)["Properties"]
     globals_ = template.get("Globals", {}).get("Function", {})
     value = properties.get(name, globals_.get(name, default))
     return _resolve(value, values)
 
 
-def _function(template: dict[str, Any]) -> dict[str, Any]:
-    functions = [r for r in template["Resources"].values() if r["Type"] == FUNCTION_TYPE]
-    if len(functions) != 1:
-        raise ValueError(f"template.yaml must declare one {FUNCTION_TYPE}, found {len(functions)}")
-    return functions[0]
+def _function(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    function = template["Resources"].get(logical_id)
+    if function is None or function["Type"] != FUNCTION_TYPE:
+        raise ValueError(f"template.yaml declares no {FUNCTION_TYPE} {logical_id}")
+    found: dict[str, Any] = function
+    return found
 
 
 def _resolve(value: Any, lookup: Mapping[str, str]) -> Any:

@@ -151,8 +151,9 @@ def _grants(resources: dict[str, Any]) -> dict[str, set[str]]:
     return grants
 
 
-def _function(resources: dict[str, Any]) -> dict[str, Any]:
-    [function] = _of_type(resources, "AWS::Lambda::Function").values()
+def _function(resources: dict[str, Any], logical_id: str = "ImportFunction") -> dict[str, Any]:
+    function = resources[logical_id]
+    assert function["Type"] == "AWS::Lambda::Function"
     properties: dict[str, Any] = function["Properties"]
     return properties
 
