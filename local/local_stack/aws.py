@@ -12,7 +12,7 @@ local stack behave as AWS does:
   (`allow_kms_decrypt`; aws/s3 needs no grant), and only to SigV4; Intelligent-Tiering
   objects moved to an archive tier (`archive`) report it on HEAD, refuse GET with
   InvalidObjectState, and come back after a RestoreObject (at once or after a delay);
-- DynamoDB applies each conditional write atomically (AtomicDynamoDB);
+- DynamoDB applies each conditional write atomically, item by item (AtomicDynamoDB);
 - S3 notifications carry versionId, sequencer and S3's key encoding;
 - AWS errors can be injected per service and operation (aws_faults).
 
@@ -21,6 +21,8 @@ moto itself refuses GETs of GLACIER and DEEP_ARCHIVE objects until restored.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import threading
 import time
@@ -66,24 +68,142 @@ ACCESS_KEY_ID = "AKIALOCALSTACKTEST01"
 SECRET_ACCESS_KEY = "local-stack-secret-access-key-not-a-real-one"
 
 
-class AtomicDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time.
+# Requests on one item: they hold that item's lock, and may run beside other items'.
+ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
 
-    DynamoDB applies a conditional write atomically; moto's threaded server does not (two
-    concurrent UpdateItems can both pass `attribute_not_exists`). Serialising DynamoDB
-    calls gives the local stack the guarantee the function relies on in AWS.
+
+class _SharedOrExclusive:
+    """A readers-writer lock: many shared holders, or one exclusive one (writers first)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._exclusive_waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._exclusive_waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._exclusive_waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._exclusive_waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class _KeyedLocks:
+    """One lock per key, made when first needed and dropped when nobody holds or waits."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def held(self, key: tuple[str, str]) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class AtomicDynamoDB:
+    """WSGI middleware: DynamoDB's atomic conditional writes on moto, item by item.
+
+    DynamoDB applies each write to an item atomically; moto's threaded server does not (two
+    concurrent UpdateItems can both pass `attribute_not_exists`). Here a request on one item
+    (GetItem, PutItem, UpdateItem, DeleteItem) holds the lock of its table and partition key
+    while moto handles it, so requests on one item never interleave, while requests on
+    other items run at once. The partition key rather than the whole key, because moto
+    files a table's items by partition: items of one partition (versions of one object)
+    are written one at a time. Every other request (Query, Scan, batches, transactions,
+    table management) runs alone: moto walks whole tables for them, which a concurrent
+    write could change under it. The key schemas are learnt from the CreateTable requests
+    moto is sent; an item of a table created otherwise is handled alone too.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._tables = _SharedOrExclusive()
+        self._items = _KeyedLocks()
+        self._partition_keys: dict[str, str] = {}  # table name -> its partition key attribute
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
             return self._app(environ, start_response)
-        with self._lock:
+        operation = target.rpartition(".")[2]
+        body = _read_body(environ)
+        item = self._item_of(operation, body)
+        if item is None:
+            with self._tables.exclusive():
+                answer = list(self._app(environ, start_response))
+            self._learn(operation, body)
+            return answer
+        with self._tables.shared(), self._items.held(item):
             # Consume the answer inside the lock: the write happens while it is produced.
             return list(self._app(environ, start_response))
+
+    def _item_of(self, operation: str, body: dict[str, Any]) -> tuple[str, str] | None:
+        """(table, partition key value) of a single-item request, else None."""
+        if operation not in ITEM_OPERATIONS:
+            return None
+        table = str(body.get("TableName", ""))
+        attribute = self._partition_keys.get(table)
+        fields = body.get("Item" if operation == "PutItem" else "Key")
+        if attribute is None or not isinstance(fields, dict) or attribute not in fields:
+            return None
+        return table, json.dumps(fields[attribute], sort_keys=True)
+
+    def _learn(self, operation: str, body: dict[str, Any]) -> None:
+        if operation != "CreateTable":
+            return
+        for element in body.get("KeySchema", []):
+            if element.get("KeyType") == "HASH":
+                self._partition_keys[str(body.get("TableName"))] = str(element["AttributeName"])
+
+
+def _read_body(environ: dict[str, Any]) -> dict[str, Any]:
+    """The request's JSON body, leaving it readable again for moto."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 class LocalAws:

@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 IMPORT_FUNCTION = "ImportFunction"
+# The resources Stack names; the template may hold more of the same types.
+RECORDS_TABLE = "ImportsTable"
+DEAD_LETTER_QUEUE = "DeadLetterQueue"
 _names = itertools.count(1)
 
 
@@ -67,6 +70,8 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
     # Every function's environment variables, by logical id.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Every table, queue, bucket and secret created, by logical id.
+    physical: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -111,7 +116,9 @@ def provision(
         if resource["Type"] == FUNCTION_TYPE
     }
     environment = environments[IMPORT_FUNCTION]
-    by_type = {r["Type"]: logical for logical, r in template["Resources"].items()}
+    by_type: dict[str, str] = {}
+    for logical, resource in template["Resources"].items():
+        by_type.setdefault(resource["Type"], logical)
     existing = values.get("ExistingBucketName", "")
     if "AWS::S3::Bucket" in by_type:
         bucket = physical[by_type["AWS::S3::Bucket"]]
@@ -121,12 +128,13 @@ def provision(
         raise ValueError("template.yaml creates no bucket and names no existing one")
     return Stack(
         bucket=bucket,
-        table_name=physical[by_type["AWS::DynamoDB::Table"]],
-        queue_url=physical[by_type["AWS::SQS::Queue"]],
+        table_name=physical[RECORDS_TABLE],
+        queue_url=physical[DEAD_LETTER_QUEUE],
         secret_id=physical[by_type["AWS::SecretsManager::Secret"]],
         function_environment=environment,
         parameters=values,
         environments=environments,
+        physical=physical,
     )
 
 

@@ -189,7 +189,7 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
         "s3:GetObject": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:GetObjectVersion": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
-        "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>", "<RateBudgetTable.Arn>"},
         "dynamodb:PutItem": {"<ImportsTable.Arn>"},
         "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
@@ -539,7 +539,7 @@ def test_kms_keys_are_decryptable_only_when_named_and_only_through_s3() -> None:
 
 
 def test_the_records_table_refuses_to_be_deleted(resources: dict[str, Any]) -> None:
-    [table] = _of_type(resources, "AWS::DynamoDB::Table").values()
+    table = resources["ImportsTable"]
 
     assert table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["DeletionPolicy"] == "Retain"
@@ -590,3 +590,42 @@ def test_the_media_name_rule_reaches_the_function() -> None:
     ]
 
     assert (variables["MEDIA_NAME_FROM"], variables["MEDIA_NAME_STRIP_PREFIX"]) == ("key", "in/")
+
+
+# --- the request budget and tracing ------------------------------------------------------
+
+
+def test_every_function_books_its_wistia_requests_on_the_one_budget_table() -> None:
+    resources = deployed(WistiaRequestsPerMinute="900")["Resources"]
+    table = resources["RateBudgetTable"]["Properties"]
+
+    assert table["KeySchema"] == [{"AttributeName": "budget", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    for logical, function in _of_type(resources, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["RATE_BUDGET_TABLE_NAME"] == "<RateBudgetTable>", logical
+        assert variables["WISTIA_REQUESTS_PER_MINUTE"] == "900", logical
+
+
+def test_the_budget_defaults_to_wistias_published_limit() -> None:
+    variables = _function(deployed()["Resources"])["Environment"]["Variables"]
+
+    assert variables["WISTIA_REQUESTS_PER_MINUTE"] == "600"
+    assert load_template()["Parameters"]["WistiaRequestsPerMinute"]["Default"] == 600
+
+
+def test_the_budget_table_is_written_only_by_conditional_updates(resources: dict[str, Any]) -> None:
+    on_budget = {a for a, held in _grants(resources).items() if "<RateBudgetTable.Arn>" in held}
+
+    assert on_budget == {"dynamodb:UpdateItem"}
+
+
+@pytest.mark.parametrize(("tracing", "expected"), [(None, "PassThrough"), ("Active", "Active")])
+def test_tracing_is_a_parameter_off_by_default(tracing: str | None, expected: str) -> None:
+    parameters = {} if tracing is None else {"Tracing": tracing}
+    function = _function(deployed(**parameters)["Resources"])
+
+    assert function["TracingConfig"] == {"Mode": expected}
+    assert function["Environment"]["Variables"]["TRACING_MODE"] == expected
+    assert load_template()["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]

@@ -52,6 +52,7 @@ DEFAULT_EXTENSIONS = frozenset(
 )
 LOOPBACK_HOSTS = frozenset({"localhost"})
 MEDIA_NAME_RULES = ("file-name", "key")
+TRACING_MODES = ("active", "passthrough")
 
 
 class ConfigError(ValueError):
@@ -92,6 +93,15 @@ class Settings:
     # Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
     # leaves it to boto3's own configuration).
     aws_region: str | None = None
+    # The account's request budget, shared by every caller of Wistia in the deployment
+    # through its DynamoDB table (None: this process alone, in memory).
+    requests_per_minute: int = 600
+    rate_budget_table: str | None = None
+    # The window Wistia counts the requests in; tests that compress time shorten it.
+    rate_window_seconds: float = 60.0
+    # X-Ray through Powertools Tracer, only when the function's tracing is Active: off, the
+    # X-Ray SDK is not even imported.
+    tracing: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +135,16 @@ class Settings:
             media_name_from=_choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
             media_name_strip_prefix=env.get("MEDIA_NAME_STRIP_PREFIX", ""),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+            requests_per_minute=_integer(
+                env,
+                "WISTIA_REQUESTS_PER_MINUTE",
+                cls.requests_per_minute,
+                minimum=1,
+                maximum=1_000_000,
+            ),
+            rate_budget_table=_optional(env, "RATE_BUDGET_TABLE_NAME"),
+            rate_window_seconds=_number(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
+            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
         )
 
 

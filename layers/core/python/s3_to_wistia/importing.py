@@ -11,9 +11,11 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from s3_to_wistia.budget import IMPORTS, Unmetered
 from s3_to_wistia.config import Settings
 from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
 from s3_to_wistia.errors import (
@@ -24,7 +26,15 @@ from s3_to_wistia.errors import (
     RetryableError,
     WistiaUnreachable,
 )
-from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from s3_to_wistia.model import (
+    Claim,
+    ObjectInfo,
+    ObjectRef,
+    Outcome,
+    PresignedUrl,
+    ProbeAnswer,
+    Status,
+)
 from s3_to_wistia.policy import (
     Accepted,
     AttemptResult,
@@ -32,6 +42,7 @@ from s3_to_wistia.policy import (
     FoundLost,
     HandBack,
     NotFoundYet,
+    OverBudget,
     ReadTokenAgain,
     Refused,
     Step,
@@ -48,6 +59,7 @@ from s3_to_wistia.ports import (
     Log,
     MetricSink,
     ObjectStore,
+    RateBudget,
     RecordStore,
     TokenProvider,
     WistiaApi,
@@ -75,6 +87,22 @@ from s3_to_wistia.times import iso, iso_now, iso_precise
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
+# A slot of the request budget is worth waiting for only if the request has this long left.
+MIN_CALL_SECONDS = 1.0
+# Wistia's answers that pause the whole account's budget when they carry Retry-After.
+PAUSING_STATUSES = frozenset({429, 503})
+# S3's two reads of an object (HEAD, and the probe through the URL) run beside its claim:
+# two threads for each of the records an SQS batch imports at once.
+READ_THREADS = 20
+_reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="s3-read")
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What S3 is being asked of one object while its claim is written."""
+
+    info: Future[ObjectInfo]
+    signed: Future[tuple[PresignedUrl, ProbeAnswer | None]]
 
 
 @dataclass
@@ -90,6 +118,10 @@ class Importer:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     random_fraction: Callable[[], float] = field(default=random.random)
+    # Every request to Wistia waits for its slot in the account's budget (wiring gives the
+    # shared one; unmetered only where nothing else calls Wistia, as in unit tests).
+    budget: RateBudget = field(default_factory=Unmetered)
+    caller: str = IMPORTS
 
     def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
@@ -98,6 +130,9 @@ class Importer:
         if skip:
             self.records.record_skipped(obj, skip)
             return self._skipped(obj, skip)
+        # S3 is read while the claim is written: reads change nothing, and a duplicate
+        # delivery only drops what they found.
+        reads = self._start_reads(obj)
         try:
             claim = self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
         except AlreadyHandled as done:
@@ -111,7 +146,7 @@ class Importer:
             self._count("DuplicateDeliveries")
             return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
         try:
-            prepared = self._prepare(obj, claim)
+            prepared = self._prepare(obj, claim, reads)
         except Exception as error:
             self._release_unexpected(obj, claim, error, claim.earlier_attempts)
             raise
@@ -120,19 +155,33 @@ class Importer:
         form, presigned = prepared
         return self._submit(obj, claim, form, presigned, deadline)
 
+    def _start_reads(self, obj: ObjectRef) -> _Reads | None:
+        """HEAD, and the presigned URL with its probe, on two threads; None when the key
+        alone shows that Wistia could never fetch the object."""
+        if unfetchable_key_reason(obj.key):
+            return None
+        return _Reads(_reads.submit(self.storage.head, obj), _reads.submit(self._signed, obj))
+
+    def _signed(self, obj: ObjectRef) -> tuple[PresignedUrl, ProbeAnswer | None]:
+        presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
+        if not self.settings.probe_import_url:
+            return presigned, None
+        return presigned, self.storage.probe(presigned.url)
+
     def _prepare(
-        self, obj: ObjectRef, claim: Claim
+        self, obj: ObjectRef, claim: Claim, reads: _Reads | None
     ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
         """Everything before the submission: can Wistia fetch this object at all? The form
-        and the URL when it can, else how the object ended."""
+        and the URL when it can, else how the object ended. The reads are judged in their
+        order (the key, HEAD, the size, the probe), whichever answered first."""
         try:
-            info = self._servable(obj)
+            info, reads = self._servable(obj, reads)
             skip = skip_reason_for_size(info.size)
             if skip:
                 return self._finish_skipped(obj, claim, skip)
-            presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
-            if self.settings.probe_import_url:
-                self._probe(obj, info, presigned)
+            presigned, answer = reads.signed.result()
+            if answer is not None:
+                self._judge_probe(obj, info, answer)
         except ObjectGone as gone:
             return self._finish_skipped(obj, claim, str(gone))
         except PermanentError as error:
@@ -143,20 +192,19 @@ class Importer:
             raise
         return self._form(obj, info, presigned.url), presigned
 
-    def _servable(self, obj: ObjectRef) -> ObjectInfo:
+    def _servable(self, obj: ObjectRef, reads: _Reads | None) -> tuple[ObjectInfo, _Reads]:
         """What S3 says of the object, once sure S3 would serve it through a URL at all."""
         reason = unfetchable_key_reason(obj.key)
-        if reason:
-            raise PermanentError(reason)
-        info = self.storage.head(obj)
+        if reason or reads is None:
+            raise PermanentError(reason or "the object's key cannot be fetched")
+        info = reads.info.result()
         reason = unservable_reason(info)
         if reason:
             raise PermanentError(reason)
-        return info
+        return info, reads
 
-    def _probe(self, obj: ObjectRef, info: ObjectInfo, presigned: PresignedUrl) -> None:
-        """GET one byte through the URL: what S3 answers it, it answers Wistia's fetch."""
-        answer = self.storage.probe(presigned.url)
+    def _judge_probe(self, obj: ObjectRef, info: ObjectInfo, answer: ProbeAnswer) -> None:
+        """One byte GET through the URL: what S3 answered it, it answers Wistia's fetch."""
         # Unversioned: the URL cannot pin the bytes, so at least they must still be ours.
         expected_etag = None if obj.version_id else obj.etag
         verdict, reason = judge_probe(answer, info, expected_etag)
@@ -246,11 +294,15 @@ class Importer:
         try:
             token = self.tokens.get(refresh=refresh_token)
             if step is not Step.SUBMIT:
+                if not self._slot(calls_end):
+                    return OverBudget(), tries
                 found = self._find_lost_import(form, token, tries, calls_end)
                 if found is not None:
                     return FoundLost(found), tries
                 if step is Step.LOOK_ONLY:
                     return NotFoundYet(), tries
+            if not self._slot(calls_end):
+                return OverBudget(), tries
             tries = tries.submitting(self.clock())
             return self._judged(self.wistia.import_url(form, token, calls_end)), tries
         except PermanentError as error:
@@ -260,15 +312,21 @@ class Importer:
         except RetryableError as error:
             return Unavailable(str(error)), tries
 
+    def _slot(self, calls_end: float) -> bool:
+        """Wait for this request's slot in the account's budget; waiting counts against the
+        invocation's time, so some must be left for the request itself (in a very short
+        invocation, half of what is left)."""
+        left = max(0.0, calls_end - self.clock())
+        return self.budget.take(self.caller, calls_end - min(MIN_CALL_SECONDS, left / 2))
+
     def _judged(self, answer: Any) -> AttemptResult:
         verdict = judge(answer)
         if verdict.accepted:
             return Accepted(verdict.body)
         if verdict.retryable:
+            retry_after = self._pause_if_told(answer)
             return Unavailable(
-                verdict.reason,
-                retry_after=parse_retry_after(answer.retry_after, self.clock()),
-                maybe_created=answer.status == 200,
+                verdict.reason, retry_after=retry_after, maybe_created=answer.status == 200
             )
         if verdict.video_limit:
             self._count("VideoLimitReached")
@@ -279,6 +337,7 @@ class Importer:
     ) -> dict[str, Any] | None:
         """The media an earlier, unanswered submission created at Wistia, if any."""
         answer = self.wistia.list_medias(form["name"], form.get("project_id"), token, calls_end)
+        self._pause_if_told(answer)
         if answer.status == 401:
             raise PermanentError(judge(answer).reason, 401, judge(answer).body)
         if answer.status != 200:
@@ -296,6 +355,24 @@ class Importer:
         self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
         self._count("LostAnswersRecovered")
         return dict(storable_answer(redact_value(found)))
+
+    def _pause_if_told(self, answer: Any) -> float | None:
+        """Retry-After's seconds; on a 429 or 503 they pause every caller in the account,
+        not only this one."""
+        retry_after = parse_retry_after(answer.retry_after, self.clock())
+        if retry_after is None or answer.status not in PAUSING_STATUSES:
+            return retry_after
+        try:
+            self.budget.pause(retry_after)
+        except RetryableError as error:
+            # This caller still waits as told; the others learn it from Wistia themselves.
+            self.log.warning("could not pause the request budget", reason=str(error))
+        self.log.info(
+            "Wistia asked to slow down; the request budget is paused",
+            http_status=answer.status,
+            seconds=round(retry_after, 2),
+        )
+        return retry_after
 
     def _hand_back(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
         """Hand the object back for a later delivery, remembering unanswered submissions."""

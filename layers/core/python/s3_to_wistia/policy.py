@@ -10,7 +10,8 @@ The policies it combines:
 - after a timeout Wistia had the whole request and may still be creating the media: for
   SETTLE_SECONDS nobody submits again, they look and hand the object back;
 - retries back off with jitter, honour Retry-After, stop at max_attempts and never sleep
-  past the invocation's deadline: the object is then handed back to Lambda's retries.
+  past the invocation's deadline: the object is then handed back to Lambda's retries;
+- no slot in the account's request budget before the deadline: handed back as well.
 """
 
 from __future__ import annotations
@@ -117,7 +118,16 @@ class Unreachable:
     still_working: bool = False
 
 
-AttemptResult = Accepted | FoundLost | NotFoundYet | Refused | Unavailable | Unreachable
+@dataclass(frozen=True)
+class OverBudget:
+    """The account's request budget had no slot for the request before the deadline: the
+    request was not sent."""
+
+
+AttemptResult = (
+    Accepted | FoundLost | NotFoundYet | Refused | Unavailable | Unreachable | OverBudget
+)
+OVER_BUDGET_REASON = "no slot in the account's Wistia request budget before the deadline"
 
 
 # --- what comes next ---------------------------------------------------------------------------
@@ -178,6 +188,8 @@ def decide(
         return Fail(result.error), tries
     if isinstance(result, NotFoundYet):
         return HandBack("Wistia may still be creating the media"), tries
+    if isinstance(result, OverBudget):
+        return HandBack(OVER_BUDGET_REASON), tries
     return Submit(result.media, recovered=isinstance(result, FoundLost)), tries
 
 

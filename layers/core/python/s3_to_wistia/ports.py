@@ -4,7 +4,7 @@ them in memory. Failures cross a port only as the exceptions of s3_to_wistia.err
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
 from s3_to_wistia.model import (
@@ -16,6 +16,9 @@ from s3_to_wistia.model import (
     Status,
     WistiaAnswer,
 )
+
+if TYPE_CHECKING:
+    from s3_to_wistia.budget import Booked, Later
 
 
 class ObjectStore(Protocol):
@@ -76,6 +79,40 @@ class WistiaApi(Protocol):
     def list_medias(
         self, name: str, project_id: str | None, token: str, deadline: float | None = None
     ) -> WistiaAnswer: ...
+
+
+class RateBudget(Protocol):
+    """The account's request budget, shared by every caller of Wistia in the deployment
+    (s3_to_wistia.budget): ask it before each request to Wistia."""
+
+    def take(self, caller: str, deadline: float) -> bool:
+        """Wait for this request's slot: True when it may be sent now, False when no slot
+        can be had by `deadline` (epoch seconds; hand the work back then). `caller` is one
+        of budget.SHARES (IMPORTS, CLI, BACKFILL, RECONCILE, POLLER): its priority.
+        RetryableError when the budget cannot be read."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Wistia answered 429 or 503 with Retry-After: nobody in the account gets a slot
+        for `seconds`. RetryableError when the pause could not be shared."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    """Where the budget's schedule lives, for every process of the account (DynamoDB)."""
+
+    def book(
+        self, slots: int, idle_slots: int, spacing: float, now: float, latest_start: float
+    ) -> Booked | Later:
+        """Atomically: the first free slot is the latest of the frontier, the pause's end
+        and `now`. Later when that is after `latest_start` (nothing booked); else book
+        `idle_slots` slots from it when it is `now` (the schedule was idle), `slots`
+        otherwise, moving the frontier on by that many `spacing`s."""
+        ...
+
+    def pause(self, until: float) -> None:
+        """No slot before `until` (a pause only ever grows)."""
+        ...
 
 
 class TokenProvider(Protocol):

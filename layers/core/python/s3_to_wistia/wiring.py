@@ -3,6 +3,9 @@
 Cold start is the user's bill, so only what the happy path needs is created here:
 the S3 and DynamoDB clients and the HTTP pool. SQS (failures only) and Secrets
 Manager (first event) clients are created on first use.
+
+Every caller of Wistia builds its request budget with `build_rate_budget` (the one
+schedule of the account, in the budget table), and asks it before each request.
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import boto3
 import urllib3
 from botocore.config import Config
 
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.adapters.dead_letters import DeadLetters
 from s3_to_wistia.adapters.http import bounded_pool
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
+from s3_to_wistia.budget import IMPORTS, MemorySchedule, Pace, SharedBudget
 from s3_to_wistia.config import Settings
-from s3_to_wistia.importing import Importer
-from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink
+from s3_to_wistia.importing import READ_THREADS, Importer
+from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RateBudget, WistiaApi
 
-# Enough connections for a full SQS batch of 10 records handled at once.
-POOL_SIZE = 10
+# Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
+POOL_SIZE = READ_THREADS
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,41 @@ def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importe
     return build_import_function(settings, log, metrics).importer
 
 
-def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> ImportFunction:
-    session = boto3.session.Session(region_name=settings.aws_region)
-    aws_config = Config(
+def aws_client_config() -> Config:
+    return Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
         read_timeout=10,
         max_pool_connections=POOL_SIZE,
     )
+
+
+def build_rate_budget(
+    settings: Settings, dynamodb_client: Any = None, session: boto3.session.Session | None = None
+) -> RateBudget:
+    """The account's request budget for this process: the shared schedule in the budget
+    table (RATE_BUDGET_TABLE_NAME), or one in memory when no table is configured. Build it
+    once per process: it keeps the slots booked ahead for this process's threads."""
+    pace = Pace.of(settings.requests_per_minute, settings.rate_window_seconds)
+    if settings.rate_budget_table is None:
+        return SharedBudget(MemorySchedule(), pace)
+    if dynamodb_client is None:
+        session = session or boto3.session.Session(region_name=settings.aws_region)
+        dynamodb_client = session.client("dynamodb", config=aws_client_config())
+    return SharedBudget(DynamoDBSchedule(dynamodb_client, settings.rate_budget_table), pace)
+
+
+def build_import_function(
+    settings: Settings,
+    log: Log,
+    metrics: MetricSink,
+    tracer: Any = None,
+    caller: str = IMPORTS,
+) -> ImportFunction:
+    """`tracer`: Powertools' Tracer when tracing is Active (adds subsegments around the
+    Wistia calls); `caller`: the budget's name for this entry point (budget.SHARES)."""
+    session = boto3.session.Session(region_name=settings.aws_region)
+    aws_config = aws_client_config()
     s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=aws_config)
     # One pool for Wistia and the URL probes; each call ends by its deadline.
@@ -72,20 +104,28 @@ def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> 
     dead_letters = DeadLetters(
         _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
     )
+    client = WistiaClient(
+        http,
+        settings.upload_url,
+        urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
+        api_url=settings.api_url,
+    )
+    wistia: WistiaApi = client
+    if tracer is not None:
+        from s3_to_wistia.adapters.tracing import TracedWistia
+
+        wistia = TracedWistia(client, tracer)
     importer = Importer(
         settings=settings,
         storage=Storage(s3, session.get_credentials(), signer, http),
         records=Records(dynamodb, settings.imports_table_name),
         dead_letters=dead_letters,
-        wistia=WistiaClient(
-            http,
-            settings.upload_url,
-            urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
-            api_url=settings.api_url,
-        ),
+        wistia=wistia,
         tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
         metrics=metrics,
         log=log,
+        budget=build_rate_budget(settings, dynamodb),
+        caller=caller,
     )
     return ImportFunction(importer, dead_letters)
 

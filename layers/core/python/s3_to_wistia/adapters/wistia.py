@@ -45,6 +45,14 @@ class WistiaClient:
         self._call_seconds = _seconds(timeout.connect_timeout) + _seconds(timeout.read_timeout)
         self._medias_url = api_url.rstrip("/") + "/v1/medias.json"
 
+    @property
+    def upload_url(self) -> str:
+        return self._upload_url
+
+    @property
+    def medias_url(self) -> str:
+        return self._medias_url
+
     def import_url(
         self, form: dict[str, str], token: str, deadline: float | None = None
     ) -> WistiaAnswer:

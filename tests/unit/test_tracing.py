@@ -1,0 +1,161 @@
+"""Tracing on demand: with the template's Tracing at PassThrough (the default) a cold start
+does not even import the X-Ray SDK; with Active it patches botocore and traces every call
+to Wistia in a subsegment of its own, without the form, token or signed URL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from local_stack.functions import function_code
+from s3_to_wistia.adapters.tracing import TracedWistia, lambda_tracer, traced_handler
+from s3_to_wistia.model import WistiaAnswer
+from unit.fakes import SETTINGS
+from unit.test_layout import ENVIRONMENT, IMPORT_SCRIPT
+
+
+def cold_start_modules(tracing_mode: str | None) -> list[str]:
+    """The modules a fresh interpreter holds after importing the import function's handler
+    as Lambda lays it out (its code and layers, then the third-party packages)."""
+    code = function_code("ImportFunction")
+    path = [*map(str, code.paths), sysconfig.get_paths()["purelib"]]
+    env = {k: v for k, v in ENVIRONMENT.items() if k != "POWERTOOLS_TRACE_DISABLED"}
+    # As in Lambda: Powertools' Tracer would otherwise turn itself off outside it.
+    env["LAMBDA_TASK_ROOT"] = str(code.paths[0])
+    if tracing_mode is not None:
+        env["TRACING_MODE"] = tracing_mode
+    done = subprocess.run(  # noqa: S603 - our interpreter, our script
+        [sys.executable, "-S", "-c", IMPORT_SCRIPT, json.dumps(path), code.module, code.attribute],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    modules: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return modules
+
+
+@pytest.mark.parametrize("tracing_mode", [None, "PassThrough"])
+def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
+    tracing_mode: str | None,
+) -> None:
+    modules = cold_start_modules(tracing_mode)
+
+    assert not [m for m in modules if m.startswith(("aws_xray_sdk", "wrapt"))]
+    # and nothing else the happy path does not need at init: the batch utilities (SQS
+    # events only)
+    assert not [m for m in modules if m.startswith("aws_lambda_powertools.utilities.batch")]
+
+
+def test_with_active_tracing_the_xray_sdk_patches_botocore() -> None:
+    modules = cold_start_modules("Active")
+
+    assert "aws_xray_sdk.core" in modules
+    assert "aws_xray_sdk.ext.botocore.patch" in modules
+
+
+def test_off_the_handler_is_left_undecorated() -> None:
+    def handler(event: Any, context: Any) -> str:
+        return "answer"
+
+    assert lambda_tracer(SETTINGS) is None
+    assert traced_handler(None)(handler) is handler
+
+
+class FakeSubsegment:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.namespace = "local"
+        self.http: dict[str, Any] = {}
+        self.annotations: dict[str, Any] = {}
+        self.flags: list[str] = []
+
+    def put_http_meta(self, key: str, value: Any) -> None:
+        self.http[key] = value
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        self.annotations[key] = value
+
+    def add_throttle_flag(self) -> None:
+        self.flags.append("throttle")
+
+    def add_fault_flag(self) -> None:
+        self.flags.append("fault")
+
+    def add_error_flag(self) -> None:
+        self.flags.append("error")
+
+
+class FakeRecorder:
+    def __init__(self) -> None:
+        self.segments: list[FakeSubsegment] = []
+
+    def in_subsegment(self, name: str) -> Any:
+        recorder = self
+
+        class Scope:
+            def __enter__(self) -> FakeSubsegment:
+                recorder.segments.append(FakeSubsegment(name))
+                return recorder.segments[-1]
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Scope()
+
+
+class FakeTracer:
+    def __init__(self) -> None:
+        self.provider = FakeRecorder()
+
+
+class FakeClient:
+    upload_url = "https://upload.wistia.com/"
+    medias_url = "https://api.wistia.com/v1/medias.json"
+
+    def __init__(self, answer: WistiaAnswer) -> None:
+        self.answer = answer
+
+    def import_url(self, form: dict[str, str], token: str, deadline: float | None = None) -> Any:
+        return self.answer
+
+    def list_medias(self, name: str, project_id: Any, token: str, deadline: Any = None) -> Any:
+        return self.answer
+
+
+def test_every_wistia_call_gets_a_subsegment_with_its_status_and_no_secret() -> None:
+    tracer = FakeTracer()
+    throttled = WistiaAnswer(429, b"Rate limit exceeded", "text/plain", "2")
+    traced = TracedWistia(FakeClient(throttled), tracer)  # type: ignore[arg-type]
+    form = {"url": "https://b.s3.amazonaws.com/k.mp4?X-Amz-Signature=secret", "name": "k.mp4"}
+
+    assert traced.import_url(form, "the-token") is throttled
+    traced.list_medias("k.mp4", None, "the-token")
+
+    upload, lookup = tracer.provider.segments
+    assert (upload.name, upload.namespace) == ("Wistia POST /", "remote")
+    assert upload.http == {"url": "https://upload.wistia.com/", "method": "POST", "status": 429}
+    assert upload.annotations == {"wistia_status": 429}
+    assert upload.flags == ["throttle"]
+    assert lookup.name == "Wistia GET /v1/medias.json"
+    recorded = json.dumps([vars(s) for s in tracer.provider.segments])
+    assert "secret" not in recorded
+    assert "the-token" not in recorded
+
+
+def test_active_tracing_is_read_from_the_template_s_mode() -> None:
+    from s3_to_wistia.config import Settings
+
+    base = {"WISTIA_TOKEN_SECRET": "s", "IMPORTS_TABLE_NAME": "t", "DEAD_LETTER_QUEUE_URL": "q"}
+    assert Settings.from_env(base).tracing is False
+    assert Settings.from_env({**base, "TRACING_MODE": "Active"}).tracing is True
+    assert Settings.from_env({**base, "TRACING_MODE": "PassThrough"}).tracing is False
+    assert replace(SETTINGS, tracing=True).tracing is True
