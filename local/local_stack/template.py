@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,9 +108,12 @@ def provision(
         elif kind == "AWS::DynamoDB::Table":
             physical[logical] = _table(name, props)
         elif kind == "AWS::SQS::Queue":
-            physical[logical] = _queue(name, props)
+            physical[logical] = _queue(name, props, values)
         elif kind == "AWS::SecretsManager::Secret":
             physical[logical] = _secret(name, token)
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:
+            _redrive(physical[logical], resource["Properties"]["RedrivePolicy"], physical)
     environments = {
         logical: function_environment(template, physical, values, logical)
         for logical, resource in template["Resources"].items()
@@ -313,11 +317,28 @@ def _existing_bucket(name: str) -> str:
     return name
 
 
-def _queue(name: str, props: dict[str, Any]) -> str:
+def _queue(name: str, props: dict[str, Any], values: Mapping[str, str]) -> str:
     attributes = {}
-    if "MessageRetentionPeriod" in props:
-        attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
+    for attribute in ("MessageRetentionPeriod", "VisibilityTimeout"):
+        if attribute in props:
+            attributes[attribute] = str(_resolve(props[attribute], values))
     return str(boto3.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def _redrive(queue_url: str, policy: dict[str, Any], physical: Mapping[str, str]) -> None:
+    """A queue's RedrivePolicy, its dead-letter queue's !GetAtt Arn resolved (once every
+    queue exists)."""
+    target = policy["deadLetterTargetArn"]
+    logical, attribute = target["Fn::GetAtt"]
+    if attribute != "Arn":
+        raise ValueError(f"cannot resolve !GetAtt {logical}.{attribute} locally")
+    sqs = boto3.client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=physical[logical], AttributeNames=["QueueArn"])
+    redrive = {
+        "deadLetterTargetArn": arn["Attributes"]["QueueArn"],
+        "maxReceiveCount": str(policy["maxReceiveCount"]),
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": json.dumps(redrive)})
 
 
 def _secret(name: str, token: str) -> str:

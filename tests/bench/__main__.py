@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from bench.environment import (
     UdpSink,
     child_environment,
     lambda_variables,
+    plain_virtualenv,
     runtime_site,
+    site_environment,
 )
 from bench.report import Row, median, p90, ratio_row, text_table, write_markdown
 from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, patched_environ
@@ -32,18 +35,24 @@ from local_stack.harness import all_records
 from local_stack.template import provision
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-COLD_GOAL = 1.10
-WALL_GOAL = 1.05
-CPU_GOAL = 1.20
+COLD_GOAL = 1.05
+WALL_GOAL = 1.03
+CPU_GOAL = 1.10
 BATCH_GOAL = 1.5
+# The account's request budget, high enough never to hold a request back here: the floor
+# has none, and the bench measures what the budget costs, not Wistia's limit.
+BENCH_REQUESTS_PER_MINUTE = "6000"
 MEMORY_GOAL_MIB = 96.0  # three quarters of 128 MB: fits, with room to spare
 LAMBDA_UNZIPPED_LIMIT_MIB = 250.0
 METHOD = (
     "medians of interleaved runs (function, floor, floor, function, ...); every measured "
     "process is fresh, runs `python -S` on the layer's pinned packages with Lambda's "
-    "variables set (Tracer on, X-Ray to a loopback sink), and talks over loopback to moto's "
-    "server and the Wistia emulator, each in its own process; wall = perf_counter, "
-    "CPU = process_time of the measured process."
+    "variables set (tracing off: the template's default PassThrough), except the cold "
+    "starts in the project's .venv and in a plain virtualenv, which run with their own "
+    "site-packages; the function books every Wistia request on the stack's request budget "
+    "(DynamoDB); everything talks over loopback to moto's server and the Wistia emulator, "
+    "each in its own process; wall = perf_counter, CPU = process_time of the measured "
+    "process (all its threads)."
 )
 
 
@@ -98,12 +107,29 @@ def main(argv: list[str] | None = None) -> int:
                     **aws_variables,
                     **stack.function_environment,
                     "WISTIA_UPLOAD_URL": emulator.url,
+                    "WISTIA_REQUESTS_PER_MINUTE": BENCH_REQUESTS_PER_MINUTE,
                     **lambda_variables(sink.address),
                 }
-                cold = cold_start.measure(
-                    child_environment(variables, site, with_tests=False),
+                cold_venv = cold_start.measure(
+                    site_environment(variables),
                     arguments.cold_runs,
                     progress,
+                    where="the project's .venv",
+                    isolated=False,
+                )
+                cold = cold_start.measure(
+                    child_environment(variables, site, with_tests=False),
+                    max(3, arguments.cold_runs // 2),
+                    progress,
+                )
+                progress("a plain virtualenv: the layer's packages and boto3 (made once)")
+                cold_plain = cold_start.measure(
+                    site_environment(variables),
+                    max(3, arguments.cold_runs // 2),
+                    progress,
+                    where="a plain virtualenv",
+                    python=str(plain_virtualenv()),
+                    isolated=False,
                 )
                 as_built = cold_start.measure_as_built(
                     child_environment(variables, site, with_tests=False),
@@ -129,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.close()
 
-    rows = table_rows(cold, as_built, runtime, sizes)
+    rows = table_rows(ColdStartsByPlace(cold_venv, cold, cold_plain), as_built, runtime, sizes)
     print()
     print(text_table(rows))
     print()
@@ -151,8 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         "moto do not load the machine while timing; the check above fetches URLs instead.",
         f"Lambda runs CPython 3.13 on arm64; these are CPython {platform.python_version()} "
         f"on {platform.machine()}: absolute times differ, ratios travel better.",
-        "X-Ray: every invocation is sampled (Sampled=1), the worst case; Lambda samples one "
-        "request a second and 5% beyond. BENCH_XRAY_SAMPLED=0 measures the unsampled case.",
+        "Tracing is off (PassThrough, the template's default): the X-Ray SDK is not "
+        "imported. With Tracing=Active every invocation the bench sends is sampled "
+        "(Sampled=1), the worst case; BENCH_XRAY_SAMPLED=0 measures the unsampled case.",
+        f"Request budget: the stack's RateBudgetTable on moto, at "
+        f"WISTIA_REQUESTS_PER_MINUTE={BENCH_REQUESTS_PER_MINUTE} so that it costs what it "
+        "costs without holding a request back (the floor has no budget); near the limit "
+        "every request is booked on its own (tests/reliability measures that).",
+        "Cold starts: the goal is the project's .venv row (the interpreter `make install` "
+        "makes, its site-packages on); the plain virtualenv holds only the layer's "
+        "requirements and boto3, as a new user would install them; the layer row is the "
+        "special setup the bench uses for everything else (`python -S`, exactly the layer's "
+        "pinned packages).",
         f"Cold start as built: {as_built.python}; the layer's arm64 wrapt extension cannot "
         "load here, so wrapt runs its pure-Python fallback in that row.",
     ]
@@ -177,32 +213,63 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class ColdStartsByPlace:
+    venv: cold_start.ColdStarts  # the project's .venv: the goal
+    layer: cold_start.ColdStarts  # python -S on the layer's packages
+    plain: cold_start.ColdStarts  # a fresh virtualenv with the layer's packages and boto3
+
+
+def cold_rows(cold: ColdStartsByPlace) -> list[Row]:
+    fn, fl = "function", "floor"
+    venv = cold.venv
+    rows = [
+        ratio_row(
+            f"Cold start: import in a fresh process, tracing off, the project's .venv "
+            f"({len(venv.inside[fn])} runs)",
+            median(venv.inside[fn]),
+            median(venv.inside[fl]),
+            COLD_GOAL,
+        ),
+        ratio_row(
+            "Cold start: the whole fresh process (wall), .venv",
+            median(venv.whole[fn]),
+            median(venv.whole[fl]),
+            None,
+        ),
+    ]
+    for label, place in (
+        ("a plain virtualenv (the layer's packages + boto3)", cold.plain),
+        ("the layer's packages only (python -S)", cold.layer),
+    ):
+        rows.append(
+            ratio_row(
+                f"Cold start: import, tracing off, {label} ({len(place.inside[fn])} runs)",
+                median(place.inside[fn]),
+                median(place.inside[fl]),
+                COLD_GOAL,
+            )
+        )
+    rows.append(
+        ratio_row(
+            "Cold start: the whole fresh process (CPU), layer's packages",
+            median(cold.layer.cpu[fn]),
+            median(cold.layer.cpu[fl]),
+            None,
+        )
+    )
+    return rows
+
+
 def table_rows(
-    cold: cold_start.ColdStarts,
+    cold: ColdStartsByPlace,
     as_built: cold_start.AsBuilt,
     runtime: workers.RuntimeResults,
     sizes: package.Sizes,
 ) -> list[Row]:
     fn, fl = "function", "floor"
     rows = [
-        ratio_row(
-            f"Cold start: import in a fresh process ({len(cold.inside[fn])} runs)",
-            median(cold.inside[fn]),
-            median(cold.inside[fl]),
-            COLD_GOAL,
-        ),
-        ratio_row(
-            "Cold start: the whole fresh process (wall)",
-            median(cold.whole[fn]),
-            median(cold.whole[fl]),
-            COLD_GOAL,
-        ),
-        ratio_row(
-            "Cold start: the whole fresh process (CPU)",
-            median(cold.cpu[fn]),
-            median(cold.cpu[fl]),
-            None,
-        ),
+        *cold_rows(cold),
         as_built_row(as_built),
         ratio_row(
             f"First event after a cold start, wall ({len(runtime.first[fn].wall)} runs)",

@@ -59,11 +59,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(script: str, env: dict[str, str], *flags: str, python: str = sys.executable) -> Child:
+def _run(
+    script: str,
+    env: dict[str, str],
+    *flags: str,
+    python: str = sys.executable,
+    isolated: bool = True,
+) -> Child:
+    """One fresh process; `isolated` runs it with -S (PYTHONPATH only, no site-packages)."""
     cpu = _children_cpu()
     started = time.perf_counter()
+    site = ["-S"] if isolated else []
     done = subprocess.run(  # noqa: S603 (our own interpreter and script)
-        [python, "-S", *flags, "-c", script],
+        [python, *site, *flags, "-c", script],
         env=env,
         capture_output=True,
         text=True,
@@ -82,15 +90,23 @@ def _run(script: str, env: dict[str, str], *flags: str, python: str = sys.execut
     return Child(float(match.group(1)), whole, cpu, done.stderr)
 
 
-def measure(env: dict[str, str], runs: int, progress: Callable[[str], None]) -> ColdStarts:
-    progress(f"cold start: 1 warm-up + {runs} fresh processes each, alternating")
+def measure(
+    env: dict[str, str],
+    runs: int,
+    progress: Callable[[str], None],
+    where: str = "the layer's packages",
+    python: str = sys.executable,
+    isolated: bool = True,
+) -> ColdStarts:
+    progress(f"cold start in {where}: 1 warm-up + {runs} fresh processes each, alternating")
     for script in SCRIPTS.values():
-        _run(script, env)  # writes bytecode and warms the page cache; not counted
+        # Writes bytecode and warms the page cache; not counted.
+        _run(script, env, python=python, isolated=isolated)
     results = ColdStarts()
     for run in range(runs):
         order = ("function", "floor") if run % 2 == 0 else ("floor", "function")
         for name in order:
-            child = _run(SCRIPTS[name], env)
+            child = _run(SCRIPTS[name], env, python=python, isolated=isolated)
             results.inside[name].append(child.inside)
             results.whole[name].append(child.whole)
             results.cpu[name].append(child.cpu)
@@ -168,18 +184,19 @@ def measure_as_built(env: dict[str, str], runs: int, progress: Callable[[str], N
     if python is None:
         return AsBuilt("skipped: no CPython 3.13 found (python3.13 on PATH or under pyenv)")
     layer = BUILD / "DependenciesLayer" / "python"
+    core_layer = BUILD / "CoreLayer" / "python"
     function_dir = BUILD / "ImportFunction"
-    if not layer.is_dir() or not function_dir.is_dir():
+    if not layer.is_dir() or not core_layer.is_dir() or not function_dir.is_dir():
         return AsBuilt("skipped: no .aws-sam/build")
     progress(f"cold start as built: {runs} fresh CPython 3.13 processes each")
     try:
         runtime = runtime_sdk_for(python)
     except RuntimeError as error:
         return AsBuilt(f"skipped: {str(error).splitlines()[0]}")
-    # Lambda's order: the function, then the layer, then the runtime's own (compiled) SDK.
+    # Lambda's order: the function, then the layers, then the runtime's own (compiled) SDK.
     function_env = {
         **env,
-        "PYTHONPATH": os.pathsep.join(map(str, (function_dir, layer, runtime))),
+        "PYTHONPATH": os.pathsep.join(map(str, (function_dir, core_layer, layer, runtime))),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     floor_env = {**env, "PYTHONPATH": str(runtime), "PYTHONDONTWRITEBYTECODE": "1"}

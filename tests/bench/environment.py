@@ -98,13 +98,55 @@ def runtime_site() -> Path:
     return site
 
 
+def plain_virtualenv() -> Path:
+    """A fresh virtualenv holding only what a new user installs to run the function: the
+    layer's pinned packages and boto3 (made once, under .local/bench). Its python."""
+    digest = hashlib.sha256(
+        LAYER_REQUIREMENTS.read_bytes() + runtime_sdk().encode() + sys.version.encode()
+    ).hexdigest()
+    venv = LOCAL_DIR / f"plain-venv-{digest[:12]}"
+    python = venv / "bin" / "python"
+    if (venv / ".complete").exists():
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    for command in (
+        [sys.executable, "-m", "venv", str(venv)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--requirement",
+            str(LAYER_REQUIREMENTS),
+            runtime_sdk(),
+        ],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise RuntimeError(f"could not make the plain virtualenv: {done.stderr[-2000:]}")
+    (venv / ".complete").touch()
+    return python
+
+
+def site_environment(extra: dict[str, str]) -> dict[str, str]:
+    """Like child_environment, for an interpreter with its own site-packages (a
+    virtualenv): only the function's code and its core layer on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES}
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(FUNCTION_DIR), str(CORE_DIR)])
+    return env
+
+
 def python_command(*arguments: str) -> list[str]:
     """The interpreter for measured processes: no site-packages (-S), only PYTHONPATH."""
     return [sys.executable, "-S", *arguments]
 
 
 def lambda_variables(xray_daemon: str) -> dict[str, str]:
-    """What Lambda's python runtime sets and the SDKs read (X-Ray sends to a loopback sink)."""
+    """What Lambda's python runtime sets and the SDKs read (X-Ray, when Active, sends to a
+    loopback sink)."""
     return {
         "LAMBDA_TASK_ROOT": str(FUNCTION_DIR),
         "_HANDLER": "importer.handler.lambda_handler",

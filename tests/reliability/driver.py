@@ -106,6 +106,9 @@ class LambdaAsync:
         self.stats = DriverStats()
         self.attempts: list[Attempt] = []
         self.first_attempts_done = 0
+        # When the last first delivery of an event ended (epoch seconds): after it, only
+        # Lambda's retries are left.
+        self.last_first_attempt_at = 0.0
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class LambdaAsync:
             self.stats.invocations += 1
             if job.attempt == 1:
                 self.first_attempts_done += 1
+                self.last_first_attempt_at = time.time()
             if seconds > self._timeout_seconds:
                 self.stats.overruns += 1
             self.attempts.append(

@@ -42,7 +42,7 @@ URI_PREFIX = re.compile(r"s3://[^:]*?: ")
 class DeadLetter:
     raw: str
     body: Any
-    kind: Literal["function", "lambda", "unreadable"]
+    kind: Literal["function", "lambda", "queue", "unreadable"]
     identities: tuple[Identity, ...]
     reason: str  # a short category for the report
 
@@ -105,6 +105,11 @@ def drain_dead_letters(queue_url: str) -> list[DeadLetter]:
     return letters
 
 
+# Messages that keep the original event after its retries ran out: Lambda's on-failure
+# record (Intake=Direct) and the event itself, redriven from the intake queue (Intake=Queue).
+EVENTS_KEPT = ("lambda", "queue")
+
+
 def classify_dead_letter(raw: str) -> DeadLetter:
     try:
         body = json.loads(raw)
@@ -122,6 +127,10 @@ def classify_dead_letter(raw: str) -> DeadLetter:
                 (str(body["bucket"]), str(body["object_key"]), str(body["object_version"])),
             )
         return DeadLetter(raw, body, "function", identity, _short(str(body.get("reason", ""))))
+    if isinstance(body, dict) and isinstance(body.get("Records"), list):
+        # An S3 event the intake queue redrove here after maxReceiveCount deliveries.
+        reason = "delivered the intake queue's maxReceiveCount times"
+        return DeadLetter(raw, body, "queue", tuple(identities_in(body)), reason)
     return DeadLetter(raw, body, "unreadable", (), "neither a dead letter nor an on-failure record")
 
 
@@ -253,7 +262,7 @@ def check(
         )
         if outcome.final in ("FAILED", "DEAD"):
             letters = letters_for.get(identity, [])
-            lambda_reason = next((x.reason for x in letters if x.kind == "lambda"), None)
+            lambda_reason = next((x.reason for x in letters if x.kind in EVENTS_KEPT), None)
             if outcome.final == "FAILED":
                 reasons[outcome.detail if not letters else _first_reason(letters)] += 1
             elif lambda_reason is not None:
@@ -277,7 +286,7 @@ def check(
     spurious = sum(
         1
         for letter in dead_letters
-        if letter.kind == "lambda"
+        if letter.kind in EVENTS_KEPT
         and letter.identities
         and all(identity in done for identity in letter.identities)
     )
@@ -316,7 +325,7 @@ def _judge(
     expect = placed.plan.expect
     status = str(record.get("status")) if record else None
     function_letters = [x for x in letters if x.kind == "function"]
-    lambda_letters = [x for x in letters if x.kind == "lambda"]
+    lambda_letters = [x for x in letters if x.kind in EVENTS_KEPT]
 
     def outcome(final: Final, detail: str) -> ObjectOutcome:
         return ObjectOutcome(identity, expect, final, 0, detail)

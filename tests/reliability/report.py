@@ -67,7 +67,35 @@ def rate_text(result: ScenarioResult) -> str:
     if result.limit_rate is None:
         return f"{result.rate:.1f}/s"
     share = result.rate / result.limit_rate
-    return f"{result.rate:.1f}/s of {result.limit_rate:g}/s ({share:.0%})"
+    text = f"{result.rate:.1f}/s of {result.limit_rate:g}/s ({share:.0%})"
+    if result.scenario.report_rate:
+        throttled = result.throttled / max(1, result.requests)
+        text += f"; 429s {result.throttled} ({throttled:.1%})"
+    return text
+
+
+def budget_line(result: ScenarioResult) -> str:
+    """The account's budget at work: what users get, and what Wistia saw."""
+    limit = result.limit_rate
+    share = (lambda rate: f" ({rate / limit:.1%} of the limit)") if limit else (lambda rate: "")
+    text = f"accepted imports {result.rate:.2f}/s{share(result.rate or 0.0)} first to last"
+    if result.steady_rate is not None:
+        text += (
+            f", {result.steady_rate:.2f}/s{share(result.steady_rate)} while first deliveries "
+            "were still coming"
+        )
+    if result.request_rate is not None:
+        text += (
+            f"; every request Wistia admitted (imports and lookups) "
+            f"{result.request_rate:.2f}/s{share(result.request_rate)}"
+        )
+    text += (
+        f"; {result.throttled} of {result.requests} requests answered 429 "
+        f"({result.throttled / max(1, result.requests):.2%})"
+    )
+    if result.killed:
+        text += f"; {result.killed} invocations killed holding their slot"
+    return text
 
 
 def verdict_text(result: ScenarioResult) -> str:
@@ -119,6 +147,8 @@ def details(result: ScenarioResult) -> list[str]:
         "by media name"
     )
     lines.append(f"faults injected: {counts_text(result.faults, limit=20)}")
+    if scenario.report_rate and result.rate is not None:
+        lines.append(budget_line(result))
     stats = result.driver
     lines.append(
         f"Lambda: {stats.invocations} invocations, {stats.failed} failed, {stats.retries} "

@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +31,7 @@ from local_stack.harness import (
     all_records,
     make_importer,
 )
+from local_stack.sqs_source import SqsEventSource
 from local_stack.template import Stack, provision
 from reliability.driver import Handler, LambdaAsync
 from reliability.invariants import DeadLetter, drain_dead_letters
@@ -39,6 +43,57 @@ TOKEN = "reliability-token-0001"
 ROTATED_TOKEN = "reliability-token-0002-rotated"
 SETTLE_SECONDS = 20.0
 SERVER_LOGGERS = ("werkzeug", "wistia_emulator")
+# The function's request budget where the emulator has no limit: never holds a request back.
+UNLIMITED_REQUESTS_PER_MINUTE = 60_000
+
+
+class RuntimeKilled(BaseException):
+    """Lambda killing the runtime mid-invocation (a timeout, out of memory): nothing in the
+    function gets to catch it, hand the claim back or finish a record."""
+
+
+class InvocationKilled(RuntimeError):
+    """What the Lambda stand-in sees of a killed runtime: the invocation failed."""
+
+
+class Killer:
+    """Kills a share of the invocations at the worst moment for the budget: right after
+    their request's slot came, before the request went out."""
+
+    def __init__(self, share: float, seed: int) -> None:
+        self._share = share
+        self._rng = random.Random(seed)  # noqa: S311 - a reproducible workload
+        self._lock = threading.Lock()
+        self._armed = threading.local()
+        self.killed = 0
+
+    def arm(self) -> None:
+        with self._lock:
+            self._armed.value = self._rng.random() < self._share
+
+    def after_take(self) -> None:
+        if getattr(self._armed, "value", False):
+            self._armed.value = False
+            with self._lock:
+                self.killed += 1
+            raise RuntimeKilled("killed holding its slot of the request budget")
+
+
+class KilledAfterTake:
+    """A RateBudget whose takes may kill the invocation (see Killer)."""
+
+    def __init__(self, budget: Any, killer: Killer) -> None:
+        self._budget = budget
+        self._killer = killer
+
+    def take(self, caller: str, deadline: float) -> bool:
+        took = bool(self._budget.take(caller, deadline))
+        if took:
+            self._killer.after_take()
+        return took
+
+    def pause(self, seconds: float) -> None:
+        self._budget.pause(seconds)
 
 
 @contextmanager
@@ -73,6 +128,10 @@ class Rig:
     logs: list[CapturedLogger] = field(default_factory=list)
     metrics: CountingMetrics = field(default_factory=CountingMetrics)
     drivers: list[LambdaAsync] = field(default_factory=list)
+    sources: list[SqsEventSource] = field(default_factory=list)
+    # The emulator's account limit: requests per window (None: no limit).
+    rate_limit: int | None = None
+    rate_window: float = 60.0
 
     @classmethod
     def start(
@@ -91,34 +150,88 @@ class Rig:
             processing_delay=processing_delay,
             video_limit=video_limit,
         ).start()
-        return cls(aws, emulator, stack)
+        return cls(aws, emulator, stack, rate_limit=rate_limit, rate_window=rate_window)
 
     def stop(self) -> None:
         for driver in self.drivers:
             driver.stop(timeout=10.0)
+        for source in self.sources:
+            source.stop(timeout=10.0)
         self.aws.faults = None
         self.emulator.stop()
 
     # --- the function ----------------------------------------------------------------------
 
     def settings(self, **overrides: Any) -> Settings:
-        """The function's settings as the template sets them, pointed at this emulator."""
+        """The function's settings as the template sets them, pointed at this emulator, its
+        request budget set to the emulator's limit (as an operator sets
+        WistiaRequestsPerMinute to the account's)."""
         environment = self.stack.environment_for(self.emulator.url)
-        return replace(Settings.from_env(environment), **overrides)
+        budget: dict[str, Any] = {"requests_per_minute": UNLIMITED_REQUESTS_PER_MINUTE}
+        if self.rate_limit is not None:
+            budget = {
+                "requests_per_minute": round(self.rate_limit * 60 / self.rate_window),
+                "rate_window_seconds": self.rate_window,
+            }
+        return replace(Settings.from_env(environment), **{**budget, **overrides})
 
-    def instances(self, count: int, settings: Settings) -> list[tuple[str, Handler]]:
-        """`count` warm instances of the function, each with its own clients and caches."""
+    def sqs_source(
+        self,
+        concurrency: int,
+        settings: Settings,
+        timeout_seconds: float,
+        killer: Killer | None = None,
+    ) -> SqsEventSource:
+        """Intake=Queue: the event source mapping on this stack's intake queue, handing
+        batches of ten to `concurrency` instances (each with its own threads for a batch's
+        records, as each Lambda environment has); failed records come back one function
+        timeout later, as the template's VisibilityTimeout says. Stopped with the rig."""
+        queue_url = self.stack.physical["IntakeQueue"]
+        boto3.client("sqs").set_queue_attributes(
+            QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(round(timeout_seconds))}
+        )
+        handlers = [
+            handler
+            for _, handler in self.instances(concurrency, settings, killer, own_records_pool=True)
+        ]
+        source = SqsEventSource(handlers, queue_url, timeout_seconds)
+        self.sources.append(source)
+        return source
+
+    def instances(
+        self,
+        count: int,
+        settings: Settings,
+        killer: Killer | None = None,
+        own_records_pool: bool = False,
+    ) -> list[tuple[str, Handler]]:
+        """`count` warm instances of the function, each with its own clients and caches (and
+        its own view of the account's request budget, as Lambda's environments have)."""
         built: list[tuple[str, Handler]] = []
         for number in range(count):
             log = CapturedLogger.create()
             importer = make_importer(settings, log.logger)
             importer.metrics = self.metrics
+            if killer is not None:
+                importer.budget = KilledAfterTake(importer.budget, killer)
             self.logs.append(log)
+            pool = ThreadPoolExecutor(max_workers=10) if own_records_pool else None
 
             def handler(
-                event: Any, context: LambdaContext, importer: Any = importer, log: Any = log
+                event: Any,
+                context: LambdaContext,
+                importer: Any = importer,
+                log: Any = log,
+                pool: Any = pool,
             ) -> Any:
-                return handle_event(event, context, importer, importer.dead_letters, log.logger)
+                if killer is not None:
+                    killer.arm()
+                try:
+                    return handle_event(
+                        event, context, importer, importer.dead_letters, log.logger, pool
+                    )
+                except RuntimeKilled as killed:
+                    raise InvocationKilled(str(killed)) from None
 
             built.append((f"i{len(self.logs)}-{number}", handler))
         return built

@@ -205,6 +205,26 @@ def full(
             no_rate_limit_dead_letters=True,
             report_rate=True,
             timeout=600.0,
+            instances=20,
+            max_throttled_share=0.01,
+        ),
+        killed_holding_budget(bulk_objects, bulk_limit, bulk_window),
+        Scenario(
+            name="bulk sync through the intake queue",
+            about=f"the same {bulk_objects} objects through Intake=Queue: batches of 10, at most "
+            f"4 at once, account limit {bulk_limit} requests / {bulk_window:g} s",
+            objects=bulk_objects,
+            kind="queue",
+            seed=17,
+            duplicate_share=0.0,
+            rate_limit=bulk_limit,
+            rate_window=bulk_window,
+            processing_delay=3600.0,
+            no_rate_limit_dead_letters=True,
+            report_rate=True,
+            timeout=600.0,
+            instances=4,
+            max_throttled_share=0.01,
         ),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=13),
         Scenario(
@@ -216,6 +236,32 @@ def full(
         ),
     ]
     return scenarios
+
+
+def killed_holding_budget(objects: int, limit: int, window: float) -> Scenario:
+    """The bulk sync with 10% of the invocations killed the moment their slot came. Lambda
+    retries a killed invocation a minute later, after its claim's lease (the invocation's
+    timeout and 2 s): scaled here, an 8 s timeout and retries 10.5 and 21 s later."""
+    return Scenario(
+        name="bulk sync, 10% killed holding budget",
+        about=f"{objects} objects, account limit {limit} requests / {window:g} s, 20 "
+        "instances; 10% of the invocations killed right after their request's slot came, "
+        "before sending it",
+        objects=objects,
+        seed=16,
+        duplicate_share=0.0,
+        rate_limit=limit,
+        rate_window=window,
+        processing_delay=3600.0,
+        no_rate_limit_dead_letters=True,
+        report_rate=True,
+        timeout=600.0,
+        instances=20,
+        kill_share=0.1,
+        lambda_timeout=8.0,
+        retry_delays=(10.5, 21.0),
+        max_throttled_share=0.01,
+    )
 
 
 def mixed(objects: int, seed: int = 5) -> Scenario:

@@ -16,11 +16,14 @@ from local_stack.aws_faults import AwsFault, AwsFaults
 from local_stack.harness import all_records
 from reliability.driver import DriverStats, Handler, LambdaAsync
 from reliability.invariants import Verdict, check
-from reliability.rig import EndState, Rig
+from reliability.rig import EndState, Killer, Rig
 from reliability.workload import PlacedObject, at_least_once, standard_objects, upload_all
+from s3_to_wistia.budget import IMPORTS
+from s3_to_wistia.config import Settings
+from s3_to_wistia.wiring import build_rate_budget
 from wistia_emulator import Fault
 
-Kind = Literal["standard", "bad-input", "bad-config"]
+Kind = Literal["standard", "bad-input", "bad-config", "queue"]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
 LEASE_WAIT_LIMIT = 30.0
@@ -63,6 +66,10 @@ class Scenario:
     duplicates_measured: bool = False
     no_rate_limit_dead_letters: bool = False
     report_rate: bool = False
+    # Invocations killed right after their request's slot came (Killer), and the most of
+    # Wistia's answers that may be 429s from the account's limit.
+    kill_share: float = 0.0
+    max_throttled_share: float | None = None
     timeout: float = 300.0
     # Include the inputs that trip the bugs this suite found (off in the `make test` subset,
     # where each has its own test).
@@ -93,6 +100,14 @@ class ScenarioResult:
     seconds: float
     rate: float | None = None
     limit_rate: float | None = None
+    # Every request Wistia admitted per second (imports and lookups), over the same span.
+    request_rate: float | None = None
+    # Accepted imports per second while first deliveries were still being handled: what
+    # the budget sustains, without the tail of Lambda's retries.
+    steady_rate: float | None = None
+    requests: int = 0  # requests Wistia received
+    throttled: int = 0  # of them, answered 429 for the account's limit (not injected)
+    killed: int = 0  # invocations killed holding their slot
     notes: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     # Contract gaps found (a promise of the README the function does not keep).
@@ -203,6 +218,10 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.bad_config import run_bad_config
 
         return run_bad_config(aws, scenario, log_dir)
+    if scenario.kind == "queue":
+        from reliability.queue_intake import run_queue
+
+        return run_queue(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 
@@ -228,7 +247,8 @@ def run_standard(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
             lookup_before_resubmit=scenario.lookup,
             max_attempts=scenario.max_attempts,
         )
-        instances = rig.instances(scenario.instances, settings)
+        killer = Killer(scenario.kill_share, scenario.seed) if scenario.kill_share else None
+        instances = rig.instances(scenario.instances, settings, killer)
         driver = rig.lambda_async(instances, scenario.lambda_timeout, scenario.retry_delays)
         aws_faults = AwsFaults(scenario.aws_faults)
         actions = scenario_actions(rig, scenario, aws_faults)
@@ -274,7 +294,10 @@ def run_standard(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         )
         if not finished:
             result.checks.append(f"not every event ended within {scenario.timeout:.0f} s")
-        add_rate(result, scenario, end.requests, import_seconds)
+        result.killed = killer.killed if killer is not None else 0
+        if scenario.report_rate and not budget_is_free(settings):
+            result.checks.append("the request budget was still held after the run")
+        add_rate(result, scenario, end.requests, import_seconds, driver.last_first_attempt_at)
         add_common_checks(result, scenario)
         if log_dir is not None:
             rig.write_logs(log_dir / f"{scenario.name}.log")
@@ -361,7 +384,11 @@ def wait_for_leases(rig: Rig) -> None:
 
 
 def add_rate(
-    result: ScenarioResult, scenario: Scenario, requests: Sequence[dict[str, Any]], seconds: float
+    result: ScenarioResult,
+    scenario: Scenario,
+    requests: Sequence[dict[str, Any]],
+    seconds: float,
+    first_deliveries_ended: float = 0.0,
 ) -> None:
     accepted = sorted(
         float(r["at"])
@@ -370,17 +397,41 @@ def add_rate(
     )
     if len(accepted) >= 2 and accepted[-1] > accepted[0]:
         result.rate = (len(accepted) - 1) / (accepted[-1] - accepted[0])
+        admitted = [
+            r
+            for r in requests
+            if r.get("status") not in (None, 429) and accepted[0] <= float(r["at"]) <= accepted[-1]
+        ]
+        result.request_rate = (len(admitted) - 1) / (accepted[-1] - accepted[0])
+        steady = [at for at in accepted if at <= first_deliveries_ended]
+        if len(steady) >= 2 and steady[-1] > steady[0]:
+            result.steady_rate = (len(steady) - 1) / (steady[-1] - steady[0])
     elif seconds > 0:
         result.rate = len(accepted) / seconds
     if scenario.rate_limit is not None:
         result.limit_rate = scenario.rate_limit / scenario.rate_window
+    result.requests = len(requests)
+    result.throttled = sum(1 for r in requests if r.get("status") == 429 and not r.get("fault"))
+    share = result.throttled / max(1, result.requests)
+    if scenario.max_throttled_share is not None and share > scenario.max_throttled_share:
+        result.checks.append(
+            f"{result.throttled} of {result.requests} requests ({share:.1%}) answered 429, "
+            f"more than {scenario.max_throttled_share:.0%}"
+        )
 
 
 def add_common_checks(result: ScenarioResult, scenario: Scenario) -> None:
     verdict = result.verdict
     claims = verdict.unsettled_records.get("IN_PROGRESS", 0)
     dynamodb_faults = any(f.service == "dynamodb" for f in scenario.aws_faults)
-    if claims and not dynamodb_faults:
+    if claims and scenario.kill_share and _redrive_settled_them(result):
+        # Killed three times, Lambda gave up: their claims were left as a dead runtime
+        # leaves them, the dead-letter queue kept the events and the redrive imported them.
+        result.notes.append(
+            f"{claims} object(s) killed on every delivery: left IN_PROGRESS by the dead "
+            "invocation, dead-lettered by Lambda, imported by the redrive"
+        )
+    elif claims and not dynamodb_faults:
         left = [o.identity[1] for o in verdict.outcomes if o.record_status == "IN_PROGRESS"]
         result.findings.append(
             f"{claims} claim(s) left IN_PROGRESS although DynamoDB never failed: the function "
@@ -408,6 +459,17 @@ def add_common_checks(result: ScenarioResult, scenario: Scenario) -> None:
     if verdict.unsettled_records:
         states = ", ".join(f"{n} {s}" for s, n in sorted(verdict.unsettled_records.items()))
         result.notes.append(f"records left unfinished at the end: {states}")
+
+
+def budget_is_free(settings: Settings) -> bool:
+    """Nothing stuck: once the run is over, a new caller gets a slot within a second."""
+    budget = build_rate_budget(settings)
+    return budget.take(IMPORTS, deadline=time.time() + 1.0)
+
+
+def _redrive_settled_them(result: ScenarioResult) -> bool:
+    after = result.redrive.verdict if result.redrive is not None else None
+    return after is not None and not after.unsettled_records.get("IN_PROGRESS", 0)
 
 
 def merged(stats: Sequence[DriverStats]) -> DriverStats:

@@ -168,7 +168,14 @@ DEPLOYS = {
 }
 
 
-@pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
+QUEUE_DEPLOYS = {
+    **DEPLOYS,
+    "queue intake": {"Intake": "Queue"},
+    "existing bucket, queue intake": {"ExistingBucketName": "their-media", "Intake": "Queue"},
+}
+
+
+@pytest.mark.parametrize("parameters", QUEUE_DEPLOYS.values(), ids=QUEUE_DEPLOYS.keys())
 def test_no_wildcard_actions_or_resources(parameters: dict[str, str]) -> None:
     resources = deployed(**parameters)["Resources"]
     for statement in _allow_statements(resources):
@@ -223,14 +230,15 @@ def test_only_eventbridge_may_invoke_through_its_rule_and_send_it_dead_letters(
 ) -> None:
     permissions = _of_type(resources, "AWS::Lambda::Permission").values()
     by_principal = {p["Properties"]["Principal"]: p["Properties"] for p in permissions}
-    [policy] = _of_type(resources, "AWS::SQS::QueuePolicy").values()
+    policy = resources["DeadLetterQueuePolicy"]
     allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
 
     assert by_principal["events.amazonaws.com"]["SourceArn"] == (
         "<ImportFunctionObjectCreatedInExistingBucket.Arn>"
     )
-    # SAM's S3 event scopes S3's permission to the account (the bucket would be circular).
+    # S3 may invoke it from the stack's own bucket only (named, so nothing is circular).
     assert by_principal["s3.amazonaws.com"]["SourceAccount"] == "123456789012"
+    assert by_principal["s3.amazonaws.com"]["SourceArn"] == f"arn:aws:s3:::{NEW_BUCKET}"
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     assert allow["Condition"] == {
@@ -577,7 +585,7 @@ def test_the_created_token_secret_holds_the_placeholder_the_function_recognises(
 
 def test_an_alarm_fires_days_before_a_dead_letter_would_expire(resources: dict[str, Any]) -> None:
     alarm = resources["DeadLetterAgeAlarm"]["Properties"]
-    [queue] = _of_type(resources, "AWS::SQS::Queue").values()
+    queue = resources["DeadLetterQueue"]
 
     assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
     retention = int(queue["Properties"]["MessageRetentionPeriod"])
@@ -629,3 +637,89 @@ def test_tracing_is_a_parameter_off_by_default(tracing: str | None, expected: st
     assert function["TracingConfig"] == {"Mode": expected}
     assert function["Environment"]["Variables"]["TRACING_MODE"] == expected
     assert load_template()["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
+
+
+# --- the intake: direct or through a queue ----------------------------------------------
+
+
+def test_by_default_the_bucket_invokes_the_function_and_the_intake_queue_idles() -> None:
+    resources = deployed()["Resources"]
+    notifications = resources["MediaBucket"]["Properties"]["NotificationConfiguration"]
+
+    assert set(notifications) == {"LambdaConfigurations"}
+    assert "IntakeEventSource" not in resources
+    assert "sqs:ReceiveMessage" not in _grants(resources)
+    # the grants S3 checks when the notifications are written come first
+    assert set(resources["MediaBucket"]["DependsOn"]) == {
+        "ImportFunctionObjectCreatedPermission",
+        "IntakeQueuePolicy",
+    }
+
+
+@pytest.mark.parametrize("filters", [{}, {"KeyPrefix": "incoming/", "KeySuffix": ".mp4"}])
+def test_with_the_queue_intake_the_bucket_sends_to_the_queue_and_lambda_reads_it(
+    filters: dict[str, str],
+) -> None:
+    resources = deployed(Intake="Queue", IntakeMaximumConcurrency="3", **filters)["Resources"]
+    notifications = resources["MediaBucket"]["Properties"]["NotificationConfiguration"]
+    [to_queue] = notifications["QueueConfigurations"]
+    source = resources["IntakeEventSource"]["Properties"]
+
+    assert "LambdaConfigurations" not in notifications  # no direct invocation besides
+    assert to_queue["Queue"] == "<IntakeQueue.Arn>"
+    assert to_queue["Event"] == "s3:ObjectCreated:*"
+    if filters:
+        rules = to_queue["Filter"]["S3Key"]["Rules"]
+        assert rules == [
+            {"Name": "prefix", "Value": "incoming/"},
+            {"Name": "suffix", "Value": ".mp4"},
+        ]
+    assert source["EventSourceArn"] == "<IntakeQueue.Arn>"
+    assert source["BatchSize"] == 10
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"] == {"MaximumConcurrency": "3"}
+
+
+def test_the_queue_intake_reads_only_its_queue_and_only_s3_may_send_to_it() -> None:
+    resources = deployed(Intake="Queue")["Resources"]
+    grants = _grants(resources)
+    [allow_s3, deny] = resources["IntakeQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    assert set(grants) == CALLS_THE_CODE_MAKES | {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert grants[action] == {"<IntakeQueue.Arn>"}
+    assert allow_s3["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert allow_s3["Condition"]["ArnEquals"] == {"aws:SourceArn": f"arn:aws:s3:::{NEW_BUCKET}"}
+    assert deny["Effect"] == "Deny"
+
+
+def test_a_failed_event_comes_back_from_the_queue_and_at_last_reaches_the_dead_letters() -> None:
+    queue = deployed(Intake="Queue", FunctionTimeout="120")["Resources"]["IntakeQueue"]
+
+    # Lambda requires a visibility timeout of at least the function's timeout
+    assert queue["Properties"]["VisibilityTimeout"] == "120"
+    assert queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == "<DeadLetterQueue.Arn>"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 1209600
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_an_existing_bucket_with_the_queue_intake_goes_through_eventbridge_to_the_queue() -> None:
+    resources = deployed(ExistingBucketName="their-media", Intake="Queue")["Resources"]
+    rule = resources["IntakeFromExistingBucket"]["Properties"]
+    statements = resources["IntakeQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    from_eventbridge = [
+        s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+
+    assert rule["Targets"] == [{"Id": "IntakeQueue", "Arn": "<IntakeQueue.Arn>"}]
+    assert rule["EventPattern"]["detail"]["bucket"]["name"] == ["their-media"]
+    assert from_eventbridge[0]["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": "<IntakeFromExistingBucket.Arn>"}
+    }
+    # and the rule that would invoke the function directly is off
+    direct = resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]
+    assert direct["State"] == "DISABLED"

@@ -8,7 +8,7 @@ batchItemFailures for exactly the messages that must come back.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from s3_to_wistia.contracts import DeadLetterMessage
@@ -25,8 +25,15 @@ _sqs_pool = ThreadPoolExecutor(max_workers=SQS_WORKERS, thread_name_prefix="reco
 
 
 def handle_event(
-    event: Any, context: Any, importer: Importer, dead_letters: DeadLetterSink, log: Log
+    event: Any,
+    context: Any,
+    importer: Importer,
+    dead_letters: DeadLetterSink,
+    log: Log,
+    records_pool: Executor | None = None,
 ) -> dict[str, Any]:
+    """`records_pool`: the threads an SQS batch's records run on (one pool a process by
+    default; a local stand-in running several instances in one process gives each its own)."""
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
     try:
         kind = event_kind(event)
@@ -35,7 +42,8 @@ def handle_event(
         log.error("unsupported event: nothing imported", reason=str(error))
         raise
     if parsed is None:
-        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline)
+        pool = records_pool or _sqs_pool
+        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline, pool)
     return {"results": import_all(parsed, importer, log, deadline)}
 
 
@@ -85,6 +93,7 @@ def _handle_sqs_batch(
     dead_letters: DeadLetterSink,
     log: Log,
     deadline: float,
+    pool: Executor,
 ) -> Any:
     # Imported here: direct S3 invocations, the common case, never need batch handling.
     import asyncio
@@ -113,7 +122,7 @@ def _handle_sqs_batch(
 
     async def record_handler(record: Any) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_sqs_pool, handle_message, record.body, record.message_id)
+        await loop.run_in_executor(pool, handle_message, record.body, record.message_id)
 
     processor = AsyncBatchProcessor(event_type=EventType.SQS)
     return async_process_partial_response(

@@ -11,7 +11,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -94,7 +94,10 @@ PAUSING_STATUSES = frozenset({429, 503})
 # S3's two reads of an object (HEAD, and the probe through the URL) run beside its claim:
 # two threads for each of the records an SQS batch imports at once.
 READ_THREADS = 20
-_reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="s3-read")
+
+
+def _read_pool() -> Executor:
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="s3-read")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class Importer:
     # shared one; unmetered only where nothing else calls Wistia, as in unit tests).
     budget: RateBudget = field(default_factory=Unmetered)
     caller: str = IMPORTS
+    # Threads for the reads beside the claim (made when first used).
+    reads: Executor = field(default_factory=_read_pool)
 
     def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
@@ -160,7 +165,9 @@ class Importer:
         alone shows that Wistia could never fetch the object."""
         if unfetchable_key_reason(obj.key):
             return None
-        return _Reads(_reads.submit(self.storage.head, obj), _reads.submit(self._signed, obj))
+        return _Reads(
+            self.reads.submit(self.storage.head, obj), self.reads.submit(self._signed, obj)
+        )
 
     def _signed(self, obj: ObjectRef) -> tuple[PresignedUrl, ProbeAnswer | None]:
         presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
