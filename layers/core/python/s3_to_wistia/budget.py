@@ -45,7 +45,7 @@ BOOKING_HORIZON_SECONDS = 10.0
 HEADROOM = 0.03
 # A slot may be used this share of the rate window away from its time.
 TOLERANCE_SHARE = 0.01
-MAX_STASH = 10
+MAX_STASH = 30
 MAX_PAUSE_SECONDS = 120.0
 
 
