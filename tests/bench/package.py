@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cold_start import runtime_python
 from bench.environment import ROOT
 
 BUILD = ROOT / ".aws-sam" / "build"
@@ -75,12 +76,17 @@ def measure(progress: Callable[[str], None]) -> Sizes:
     note = "existing .aws-sam/build"
     if build_is_stale():
         progress("make build (the build is missing or older than its sources)")
+        # The layers ship bytecode only when the build finds a CPython 3.13: point it at
+        # the one the as-built cold start runs (python3.13 on PATH, else pyenv's).
+        python313 = runtime_python()
+        env = {**os.environ, **({"PYTHON313": python313} if python313 else {})}
         done = subprocess.run(
             ["make", "--no-print-directory", "build"],  # noqa: S607 (make from PATH, as CI runs it)
             cwd=ROOT,
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         if done.returncode != 0:
             tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
