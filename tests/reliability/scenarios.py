@@ -208,6 +208,19 @@ def full(
             instances=20,
             max_throttled_share=0.01,
         ),
+        Scenario(
+            name="the request budget alone at the limit",
+            about=f"20 callers, each with its own view of the budget, send "
+            f"{bulk_objects // 2} Data API requests as fast as it lets them; account limit "
+            f"{bulk_limit} requests / {bulk_window:g} s; no S3, no records",
+            objects=bulk_objects // 2,
+            kind="budget",
+            rate_limit=bulk_limit,
+            rate_window=bulk_window,
+            report_rate=True,
+            instances=20,
+            max_throttled_share=0.01,
+        ),
         killed_holding_budget(bulk_objects, bulk_limit, bulk_window),
         Scenario(
             name="bulk sync through the intake queue",

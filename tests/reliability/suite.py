@@ -23,7 +23,7 @@ from s3_to_wistia.config import Settings
 from s3_to_wistia.wiring import build_rate_budget
 from wistia_emulator import Fault
 
-Kind = Literal["standard", "bad-input", "bad-config", "queue"]
+Kind = Literal["standard", "bad-input", "bad-config", "queue", "budget"]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
 LEASE_WAIT_LIMIT = 30.0
@@ -222,6 +222,10 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.queue_intake import run_queue
 
         return run_queue(aws, scenario, log_dir)
+    if scenario.kind == "budget":
+        from reliability.budget_alone import run_budget_alone
+
+        return run_budget_alone(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 
@@ -272,7 +276,9 @@ def run_standard(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         )
         phases["checks"] = time.monotonic() - clock
         clock = time.monotonic()
-        redrive = redrive_dead(rig, instances[0][1], placed, end, scenario.lambda_timeout, fetching)
+        # The operator's redrive runs after the incident: on an instance nobody kills.
+        operator = instances[0][1] if killer is None else rig.instances(1, settings)[0][1]
+        redrive = redrive_dead(rig, operator, placed, end, scenario.lambda_timeout, fetching)
         if redrive is not None:
             phases["redrive"] = time.monotonic() - clock
         driver.stop()

@@ -47,6 +47,8 @@ HEADROOM = 0.03
 TOLERANCE_SHARE = 0.01
 MAX_STASH = 30
 MAX_PAUSE_SECONDS = 120.0
+# A thread waiting for another's booking looks again at least this often.
+WAIT_SLICE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class SharedBudget:
                 return self._slots.popleft()[0], 0
             if self._booking:
                 self._waiting += 1
-                self._ready.wait(max(0.0, deadline - now))
+                self._ready.wait(min(max(0.0, deadline - now), WAIT_SLICE_SECONDS))
                 self._waiting -= 1
                 return None, 0
             self._booking = True
