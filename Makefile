@@ -97,9 +97,9 @@ logs: $(SAM_VENV)/.installed ## Follow the deployed function's log (sam logs --t
 delete: $(SAM_VENV)/.installed ## Delete the stack (sam delete; the records table and dead-letter queue are kept)
 	$(SAM) delete $(SAM_STACK)
 
-redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed (DRY_RUN=1, MAX=N, ARGS=...)
-	$(PY) -m s3_to_wistia.cli.redrive \
-		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX)) $(ARGS)
+redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed: s3-to-wistia redrive (DRY_RUN=1, MAX=N, ARGS=...)
+	$(BIN)/s3-to-wistia redrive \
+		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--limit $(MAX)) $(ARGS)
 
 cli: $(VENV)/.installed ## The operators' command line, s3-to-wistia: make cli ARGS='upload clip.mp4' (or .venv/bin/s3-to-wistia)
 	@$(BIN)/s3-to-wistia $(ARGS)

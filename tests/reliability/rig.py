@@ -8,7 +8,6 @@ own captured log, called through s3_to_wistia.dispatch.handle_event as the handl
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -188,9 +187,9 @@ class Rig:
 
         queue = DeadLetterQueue(boto3.client("sqs"), self.stack.queue_url, wait_seconds=0)
         records = Records(boto3.client("dynamodb"), self.stack.table_name)
-        out = io.StringIO()
-        run(queue, records, invoke, out)
-        return [line for line in out.getvalue().splitlines() if not line.startswith(" ")][:1]
+        lines: list[str] = []
+        run(queue, records, invoke, lines.append)
+        return [line for line in lines if not line.startswith(" ")][:1]
 
     # --- the end state -----------------------------------------------------------------------
 

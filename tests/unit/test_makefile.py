@@ -45,7 +45,7 @@ def dry_run(*arguments: str) -> str:
         (["delete"], ".venv-sam/bin/sam delete"),
         (
             ["redrive", "DRY_RUN=1", "MAX=5"],
-            ".venv/bin/python -m s3_to_wistia.cli.redrive",
+            ".venv/bin/s3-to-wistia redrive",
         ),
         (
             ["cli", "ARGS=upload 'first take.mp4' --json"],
@@ -58,9 +58,11 @@ def test_deploy_and_operate_targets_parse(arguments: list[str], expected: str) -
 
 
 def test_redrive_passes_its_options() -> None:
-    command = " ".join(dry_run("redrive", "DRY_RUN=1", "MAX=5", "STACK=media").split())
+    command = " ".join(
+        dry_run("redrive", "DRY_RUN=1", "MAX=5", "STACK=media", "CONFIG_ENV=staging").split()
+    )
 
-    assert "-m s3_to_wistia.cli.redrive --stack media --dry-run --max 5" in command
+    assert "s3-to-wistia redrive --stack media --config-env staging --dry-run --limit 5" in command
 
 
 def test_deploy_builds_first() -> None:

@@ -61,9 +61,18 @@ class ImportRecord(RecordFields):
     # The claim of the invocation importing it now (status IN_PROGRESS), and until when.
     claim_id: str | None = None
     lease_expires_at: Decimal | None = None
-    # Set by the operators' redrive each time it reopens the record.
+    # Set by the operators' redrive (and `s3-to-wistia import --again`) each time it
+    # reopens the record.
     redrives: int | None = None
     redriven_at: str | None = None
+    # Wistia's processing of the media (CONTRACT.md, "Processing status"): written by the
+    # webhook receiver and the status poller.
+    media_status: str | None = None
+    media_status_at: str | None = None
+    media_ready_at: str | None = None
+    # The medias earlier imports of this object version created, oldest first, when an
+    # operator imported it again on purpose (`s3-to-wistia import --again`).
+    replaced_wistia_hashed_ids: list[str] | None = None
 
     @property
     def object_uri(self) -> str:

@@ -42,8 +42,12 @@ def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importe
     return build_import_function(settings, log, metrics).importer
 
 
-def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> ImportFunction:
-    session = boto3.session.Session(region_name=settings.aws_region)
+def build_import_function(
+    settings: Settings, log: Log, metrics: MetricSink, session: Any = None
+) -> ImportFunction:
+    """`session`: the function's own by default; the operators' CLI passes its own (its
+    profile, or the local stack's endpoint) to run the function's code path."""
+    session = session or boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
@@ -102,7 +106,7 @@ class LockedMetrics:
             self._metrics.add_metric(name=name, unit=unit, value=value)
 
 
-def _lazy_client(session: boto3.session.Session, service: str, config: Config) -> Callable[[], Any]:
+def _lazy_client(session: Any, service: str, config: Config) -> Callable[[], Any]:
     """A factory that creates the client once, on first call, safely across threads."""
     lock = threading.Lock()
     client: list[Any] = []

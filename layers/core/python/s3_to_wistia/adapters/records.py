@@ -33,6 +33,25 @@ RETRYABLE_CODES = frozenset(
 )
 MEDIA_INDEX = "by-wistia-hashed-id"
 FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
+# What an import wrote about its outcome: `reopen_settled` clears it for the next one.
+FORGOTTEN_ON_REOPEN = (
+    "error",
+    "http_status",
+    "attempts",
+    "unanswered_submits",
+    "first_submit_at",
+    "timed_out_at",
+    "wistia_hashed_id",
+    "wistia_media_id",
+    "wistia_response",
+    "source_url",
+    "url_expires_at",
+    "submitted_at",
+    "recovered_lost_answer",
+    "media_status",
+    "media_status_at",
+    "media_ready_at",
+)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -187,6 +206,41 @@ class Records:
             "SET #status = :pending, updated_at = :now, redriven_at = :now ADD redrives :one",
             "#status = :failed",
             _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=now, one=1),
+        )
+
+    def reopen_settled(self, obj: ObjectRef, seen: ImportRecord) -> bool:
+        """SUBMITTED, FAILED or SKIPPED -> PENDING_RETRY, for an operator who imports the
+        object again on purpose (`s3-to-wistia import --again`), and only while the record
+        is exactly as `seen` (same status, same updated_at): two operators cannot both
+        reopen it, nor can one reopen what an invocation changed meanwhile. The earlier
+        outcome is forgotten (a later claim starts afresh, with no lost answer to look
+        for), except the media it created: its hashed id moves to
+        replaced_wistia_hashed_ids. False when the record is not as seen any more."""
+        now = iso_now()
+        sets = ["#status = :pending", "updated_at = :now", "redriven_at = :now"]
+        values: dict[str, Any] = {
+            "pending": Status.PENDING_RETRY.value,
+            "now": now,
+            "one": 1,
+            "seen": seen.status,
+        }
+        if seen.wistia_hashed_id:
+            sets.append(
+                "replaced_wistia_hashed_ids = list_append("
+                "if_not_exists(replaced_wistia_hashed_ids, :none), :replaced)"
+            )
+            values.update(none=[], replaced=[seen.wistia_hashed_id])
+        condition = "#status = :seen AND "
+        if seen.updated_at is None:
+            condition += "attribute_not_exists(updated_at)"
+        else:
+            condition += "updated_at = :seen_at"
+            values["seen_at"] = seen.updated_at
+        return self._transition(
+            obj,
+            f"SET {', '.join(sets)} ADD redrives :one REMOVE {', '.join(FORGOTTEN_ON_REOPEN)}",
+            condition,
+            _values(**values),
         )
 
     def undo_reopen(self, obj: ObjectRef) -> bool:

@@ -75,6 +75,17 @@ class WistiaClient:
             query["project_id"] = project_id
         return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
 
+    def check_data_api(self, token: str, deadline: float | None = None) -> WistiaAnswer:
+        """The cheapest authenticated Data API call (the newest media, if any): 200 when
+        Wistia lets the token read, 401 when it refuses the token or its rights."""
+        return self._call("GET", f"{self._medias_url}?per_page=1", None, token, deadline)
+
+    def check_upload_api(self, token: str, deadline: float | None = None) -> WistiaAnswer:
+        """A POST to the Upload API with neither a url nor a file: Wistia checks the token
+        first (401 when it refuses it), then refuses the empty request (400) without
+        creating anything."""
+        return self._call("POST", self._upload_url, {}, token, deadline)
+
     def _call(
         self,
         method: str,

@@ -18,8 +18,14 @@ from s3_to_wistia.cli.app import cli
 from s3_to_wistia.cli.errors import FAILED, INTERRUPTED, OK, explain
 from s3_to_wistia.cli.output import PROG, Output
 
-# Each registers its command on import, in this order in `s3-to-wistia --help`.
-SUBCOMMANDS = ("s3_to_wistia.cli.upload",)
+# Each registers its command on import (`s3-to-wistia --help` lists them by name).
+SUBCOMMANDS = (
+    "s3_to_wistia.cli.status",
+    "s3_to_wistia.cli.import_object",
+    "s3_to_wistia.cli.redrive",
+    "s3_to_wistia.cli.doctor",
+    "s3_to_wistia.cli.upload",
+)
 DEBUG_ENV = "S3_TO_WISTIA_DEBUG"
 
 
