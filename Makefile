@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test unit run build bench reliability emulator clean \
+.PHONY: help install lint test unit run local build bench reliability emulator clean \
 	deploy outputs invoke logs delete redrive cli
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
@@ -70,6 +70,9 @@ build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Do
 
 run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + the function (SOURCE=dir for your files)
 	$(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
+
+local: $(VENV)/.installed ## The same local stack as make run, kept up until Ctrl-C, for s3-to-wistia ... --local (SOURCE=dir)
+	$(PY) -m local_stack.serve $(if $(SOURCE),--source "$(SOURCE)")
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md (ARGS=--quick)
 	PYTHONPATH=tests $(PY) -m bench $(ARGS)

@@ -135,8 +135,13 @@ class DeadLetter:
 def read_dead_letters(queue_url: str) -> list[DeadLetter]:
     """The dead-letter queue's messages, of both kinds: the function's own, for objects it
     could not import, and Lambda's on-failure records, for events whose retries ran out."""
+    return dead_letters_in(drain(queue_url))
+
+
+def dead_letters_in(bodies: Sequence[dict[str, Any]]) -> list[DeadLetter]:
+    """The dead letters of these message bodies (read_dead_letters)."""
     letters = []
-    for body in drain(queue_url):
+    for body in bodies:
         context = body.get("requestContext")
         if isinstance(context, dict):
             error = body.get("responsePayload") or {}

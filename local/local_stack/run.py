@@ -38,28 +38,41 @@ from typing import Any, TextIO
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from local_stack.aws import LocalAws, patched_environ
+from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
 from local_stack.functions import load_handler
+from local_stack.harness import all_records, drain
 from local_stack.report import (
     Console,
     WistiaDataApi,
     check_samples,
     check_source,
+    dead_letters_in,
     display_width,
     latest_records,
     pad,
-    read_dead_letters,
     report_rows,
     show_report,
     show_verdict,
     wait_for_processing,
 )
 from local_stack.samples import Sample, builtin_samples
-from local_stack.template import ROOT, Stack, function_setting, load_template, provision
+from local_stack.template import Stack, function_setting, load_template, provision
+from s3_to_wistia.cli.local import (
+    SNAPSHOT,
+    LocalStack,
+    Snapshot,
+    function_resources,
+    local_dir,
+    remove_description,
+    write_description,
+    write_snapshot,
+)
+from s3_to_wistia.times import iso_now
 from wistia_emulator import WistiaEmulator
 
-RUN_DIR = ROOT / ".local" / "run"
+# .local/run in the checkout ($S3_TO_WISTIA_LOCAL_DIR/run when set, as the CLI reads it).
+RUN_DIR = local_dir() / "run"
 FUNCTION_LOG = RUN_DIR / "function.log"
 SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
@@ -129,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nFunction log (Powertools JSON, metrics): {relative(FUNCTION_LOG)}")
         print(f"Server log (moto and Wistia emulator requests): {relative(SERVERS_LOG)}")
     print(f"Finished in {time.monotonic() - started:.1f} s; nothing is left running.")
+    if (RUN_DIR / SNAPSHOT).is_file():
+        print(
+            "Its records, any time: .venv/bin/s3-to-wistia status --local "
+            f"(from {relative(RUN_DIR / SNAPSHOT)}; `make local` keeps a stack up)"
+        )
     return code
 
 
@@ -146,12 +164,16 @@ def run(source: Path | None) -> int:
         console = Console(cleanup.enter_context(function_output_to(FUNCTION_LOG)))
         cleanup.enter_context(temp_files_in(RUN_DIR / "tmp"))
         pipeline = start_pipeline(cleanup, console, samples, video_limit, keys)
+        # Described while it runs, so the CLI's --local can reach it; gone when it stops.
+        description = described(pipeline, "make run")
+        write_description(RUN_DIR, description)
+        cleanup.callback(remove_description, RUN_DIR)
         if samples:
             missing = upload_samples(pipeline, samples, video_limit)
         else:
             console.line(f"\nUploading {len(uploads)} files from {source}:")
             missing = upload_and_wait(pipeline, uploads, {})
-        return report_outcome(pipeline, keys, samples, missing)
+        return report_outcome(pipeline, keys, samples, missing, description)
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,9 @@ class Pipeline:
     wistia: WistiaDataApi
     outcomes: Outcomes
     pump: NotificationPump
+    aws_endpoint: str = ""
+    wistia_url: str = ""
+    function_timeout: float = 60.0
 
 
 def start_pipeline(
@@ -171,13 +196,15 @@ def start_pipeline(
     samples: list[Sample],
     video_limit: int | None,
     keys: list[str],
+    folder: Path = RUN_DIR,
 ) -> Pipeline:
     """Start moto and the emulator, provision the template, and subscribe the function to the
-    bucket; everything started is stopped by `cleanup`, last started first."""
+    bucket; everything started is stopped by `cleanup`, last started first. The emulator
+    keeps what it fetches under `folder`."""
     aws = LocalAws().start()
     cleanup.callback(aws.stop)
     cleanup.enter_context(lambda_like_environment(aws.environment()))
-    emulator = WistiaEmulator(tokens=(TOKEN,), video_limit=video_limit, data_dir=str(RUN_DIR))
+    emulator = WistiaEmulator(tokens=(TOKEN,), video_limit=video_limit, data_dir=str(folder))
     cleanup.callback(emulator.start().stop)
 
     template = load_template()
@@ -207,13 +234,27 @@ def start_pipeline(
     )
     cleanup.callback(pump.start().stop)
     describe_stack(console, aws, emulator, stack, video_limit)
-    return Pipeline(console, stack, WistiaDataApi(emulator.url, TOKEN), outcomes, pump)
+    return Pipeline(
+        console,
+        stack,
+        WistiaDataApi(emulator.url, TOKEN),
+        outcomes,
+        pump,
+        aws_endpoint=aws.endpoint_url,
+        wistia_url=emulator.url,
+        function_timeout=function_timeout(template),
+    )
 
 
 def report_outcome(
-    pipeline: Pipeline, keys: list[str], samples: list[Sample], missing: list[str]
+    pipeline: Pipeline,
+    keys: list[str],
+    samples: list[Sample],
+    missing: list[str],
+    description: LocalStack | None = None,
 ) -> int:
-    """Show where every object ended; the exit status: 0 when each ended where it should."""
+    """Show where every object ended; the exit status: 0 when each ended where it should.
+    With the stack's `description`, a snapshot of it is saved for `status --local`."""
     console, stack, wistia = pipeline.console, pipeline.stack, pipeline.wistia
     records = latest_records(stack.table_name)
     hashed_ids = [r["wistia_hashed_id"] for r in records.values() if "wistia_hashed_id" in r]
@@ -229,8 +270,11 @@ def report_outcome(
         key: f"delivered twice; {n} Wistia media by this name" for key, n in twice_named.items()
     }
     rows = report_rows(keys, records, medias, notes)
-    dead_letters = read_dead_letters(stack.queue_url)
+    bodies = drain(stack.queue_url)
+    dead_letters = dead_letters_in(bodies)
     show_report(console, rows, dead_letters)
+    if description is not None:
+        save_snapshot(RUN_DIR, description, stack, bodies, medias)
 
     problems = [f"{key}: no outcome within {OUTCOME_TIMEOUT:g} s" for key in missing]
     problems += [f"S3 event delivery: {error}" for error in pipeline.pump.errors]
@@ -243,6 +287,53 @@ def report_outcome(
 
 
 # --- the local stack -------------------------------------------------------------------------
+
+
+def described(pipeline: Pipeline, started_by: str) -> LocalStack:
+    """The running stack, as the CLI's --local reads it (s3_to_wistia.cli.local)."""
+    stack = pipeline.stack
+    webhook_secrets = [
+        environment["WISTIA_WEBHOOK_SECRET"]
+        for environment in stack.environments.values()
+        if environment.get("WISTIA_WEBHOOK_SECRET")
+    ]
+    return LocalStack(
+        started_by=started_by,
+        pid=os.getpid(),
+        started_at=iso_now(),
+        endpoint_url=pipeline.aws_endpoint,
+        region=REGION,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        resources=function_resources(
+            bucket=stack.bucket,
+            table=stack.table_name,
+            queue_url=stack.queue_url,
+            token_secret=stack.secret_id,
+            wistia_url=pipeline.wistia_url,
+            extra=[("webhook_secret", secret) for secret in webhook_secrets[:1]],
+        ),
+        function_environment=stack.environment_for(pipeline.wistia_url),
+        function_timeout=pipeline.function_timeout,
+    )
+
+
+def save_snapshot(
+    folder: Path,
+    description: LocalStack,
+    stack: Stack,
+    dead_letters: list[dict[str, Any]],
+    medias: Mapping[str, dict[str, Any] | None],
+) -> Path:
+    """What the stack holds, for `status --local` once it is stopped."""
+    snapshot = Snapshot(
+        taken_at=iso_now(),
+        stack=description,
+        records=all_records(stack.table_name),
+        dead_letters=dead_letters,
+        medias={hashed_id: media for hashed_id, media in medias.items() if media},
+    )
+    return write_snapshot(folder, snapshot)
 
 
 def deliver_object_created_events_to_queue(bucket: str) -> str:

@@ -1,10 +1,12 @@
 """`make run`, as a newcomer runs it: the whole pipeline in a subprocess, judged by what it
-prints and its exit status. Also the pieces it stands on: the sample media writers and the
-stand-in for Lambda's asynchronous invocation."""
+prints and its exit status, and what `s3-to-wistia status --local` shows of it afterwards.
+Also the pieces it stands on: the sample media writers and the stand-in for Lambda's
+asynchronous invocation."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import struct
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from local_stack.delivery import AsyncInvoker, Invocation, object_keys
 from local_stack.events import s3_notification, upload
 from local_stack.harness import drain
@@ -24,12 +28,34 @@ from local_stack.samples import FRAME_CHUNK_ID, avi_bytes, builtin_samples, wav_
 from local_stack.template import ROOT, Stack
 
 RUN_TIMEOUT = 120
+CLI = Path(sys.executable).parent / "s3-to-wistia"
+
+
+def checkout_environment() -> dict[str, str]:
+    """This environment, as a shell in the checkout has it: nothing on PYTHONPATH (the run
+    finds the function's code from template.yaml), the checkout's own .local/."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "S3_TO_WISTIA_LOCAL_DIR")
+    }
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    finished: subprocess.CompletedProcess[str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def sample_run() -> SampleRun:
+    """One `make run` of the built-in samples, shared by the tests that read it."""
+    started = time.monotonic()
+    finished = make_run()
+    return SampleRun(finished, time.monotonic() - started)
 
 
 def make_run(*arguments: str) -> subprocess.CompletedProcess[str]:
     """What `make run` executes, from the repository root."""
-    # Nothing on PYTHONPATH: the run finds the function's code from template.yaml.
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment = checkout_environment()
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "local_stack.run", *arguments],
         cwd=ROOT,
@@ -53,14 +79,12 @@ def table_rows(output: str, first_header: str) -> list[list[str]]:
     return rows
 
 
-def test_make_run_shows_every_sample_where_it_should_end() -> None:
-    started = time.monotonic()
-
-    finished = make_run()
+def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) -> None:
+    finished = sample_run.finished
 
     output = finished.stdout
     assert finished.returncode == 0, output + finished.stderr
-    assert time.monotonic() - started < 30
+    assert sample_run.seconds < 30
     rows = {row[0]: row for row in table_rows(output, "object key")}
     for sample in builtin_samples():
         row = rows[sample.key]
@@ -86,6 +110,37 @@ def test_make_run_shows_every_sample_where_it_should_end() -> None:
     log = ROOT / ".local" / "run" / "function.log"
     assert ".local/run/function.log" in output
     assert '"message":"import submitted"' in log.read_text(encoding="utf-8")
+
+
+def test_after_make_run_status_local_shows_the_runs_records(sample_run: SampleRun) -> None:
+    # Given a finished make run, which ends by suggesting the command
+    assert sample_run.finished.returncode == 0, sample_run.finished.stdout
+    last = sample_run.finished.stdout.splitlines()[-1]
+    assert "s3-to-wistia status --local" in last
+    assert "nothing is left running" in sample_run.finished.stdout.splitlines()[-2]
+
+    # When the operator runs it, nothing of the run being up any more
+    shown = subprocess.run(  # noqa: S603 - our own console script
+        [str(CLI), "status", "--local", "--json"],
+        cwd=ROOT,
+        env=checkout_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then it shows every sample's record, as the run left it, and says where from
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["method"] == "snapshot"
+    assert "the snapshot make run left" in shown.stderr
+    by_key = {r["object_key"]: r for r in document["records"]}
+    assert set(by_key) == {sample.key for sample in builtin_samples()}
+    for sample in builtin_samples():
+        assert by_key[sample.key]["status"] == sample.status, sample.key
+    submitted = sum(sample.status == "SUBMITTED" for sample in builtin_samples())
+    assert document["media_totals"] == {"ready": submitted}
 
 
 def test_make_run_with_source_uploads_every_file_under_it(tmp_path: Path) -> None:

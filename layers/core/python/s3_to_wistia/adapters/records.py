@@ -236,11 +236,14 @@ class Records:
         else:
             condition += "updated_at = :seen_at"
             values["seen_at"] = seen.updated_at
+        # Placeholders: "error" and others are DynamoDB reserved words.
+        forgotten = {f"#r{i}": name for i, name in enumerate(FORGOTTEN_ON_REOPEN)}
         return self._transition(
             obj,
-            f"SET {', '.join(sets)} ADD redrives :one REMOVE {', '.join(FORGOTTEN_ON_REOPEN)}",
+            f"SET {', '.join(sets)} ADD redrives :one REMOVE {', '.join(forgotten)}",
             condition,
             _values(**values),
+            forgotten,
         )
 
     def undo_reopen(self, obj: ObjectRef) -> bool:
@@ -254,7 +257,12 @@ class Records:
         )
 
     def _transition(
-        self, obj: ObjectRef, update: str, condition: str, values: dict[str, Any]
+        self,
+        obj: ObjectRef,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
     ) -> bool:
         try:
             self._db.update_item(
@@ -262,7 +270,7 @@ class Records:
                 Key=record_key(obj),
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:

@@ -75,13 +75,14 @@ def doctor(target: Target, out: Output) -> int:
     Exit code 0 when nothing needs fixing (warnings allowed), 1 otherwise.
     """
     doctor = Doctor(target, out)
-    checks: list[Check] = []
-    for name, step in doctor.steps():
-        if checks and checks[0].status == FIX:
-            # No stack to look at: every other check would say the same.
-            checks.append(doctor.show(Check(name, SKIP, "not checked")))
-        else:
-            checks.append(doctor.check(name, step))
+    [(first, find_stack), *rest] = doctor.steps()
+    checks = [doctor.check(first, find_stack)]
+    if checks[0].status == FIX:
+        # No stack to look at: every other check would say the same.
+        checks += [Check(name, SKIP, "not checked: no stack") for name, _ in rest]
+        doctor.show(Check("", SKIP, f"the {len(rest)} other checks need a stack to check"))
+    else:
+        checks += [doctor.check(name, step) for name, step in rest]
     fixes = sum(check.status == FIX for check in checks)
     warnings = sum(check.status == WARN for check in checks)
     verdict = "nothing to fix" if not fixes else f"{fixes} to fix"
@@ -180,42 +181,19 @@ class Doctor:
         return "holds a token (not the stack's placeholder)"
 
     def wistia(self) -> str:
+        """Two calls that create nothing: a Data API read, and an Upload API request with
+        nothing to import, which Wistia refuses (400) only once it accepted the token."""
         if self._token is None:
             raise Findings(SKIP, "not checked: no token to try")
         wistia = self.target.wistia(connect_timeout=5, read_timeout=_WISTIA_CALL_SECONDS)
-        api = self.target.value(API_URL)
         try:
-            answer = wistia.check_data_api(self._token)
-        except WistiaUnreachable as error:
-            raise Findings(FIX, f"Wistia is unreachable at {api}: {error.reason}") from None
-        if answer.status == 200:
-            return f"Wistia accepts the token (Data API at {api})"
-        if answer.status != 401:
-            raise Findings(WARN, f"Wistia's Data API answered {answer.status}: try again later")
-        return self._why_refused(wistia)
-
-    def _why_refused(self, wistia: Any) -> str:
-        """The Data API refused the token: an upload-only token, or no valid token at all?"""
-        try:
-            upload = wistia.check_upload_api(self._token)
+            reads = wistia.check_data_api(self._token).status
+            uploads = wistia.check_upload_api(self._token).status
         except WistiaUnreachable as error:
             raise Findings(
-                FIX,
-                f"Wistia's Data API refused the token (401), and its Upload "
-                f"API is unreachable: {error.reason}",
+                FIX, f"Wistia is unreachable: {error.reason}: check --api-url / --upload-url"
             ) from None
-        if upload.status == 401:
-            raise Findings(
-                FIX,
-                "Wistia rejects the token (401 from both APIs): paste a valid API token "
-                "(Wistia: Account Settings > API Access) into the token secret",
-            )
-        raise Findings(
-            WARN,
-            "an upload-only token: Wistia accepts it for imports, but the Data API refuses it "
-            "(401), so the lost-answer search and processing status cannot read Wistia: give "
-            'the token "Read all data" too',
-        )
+        return _token_rights(reads, uploads, self.target.value(TOKEN_SECRET))
 
     def signing(self) -> str:
         environment = self.target.function_configuration().environment
@@ -391,6 +369,34 @@ class Doctor:
                 f"AWS refuses the signing keys ({_code(error)}): put live keys of the signing "
                 "user into the secret",
             ) from None
+
+
+def _token_rights(reads: int, uploads: int, secret_id: str) -> str:
+    """What Wistia's two answers say of the token's rights."""
+    if uploads == 401 and reads == 401:
+        raise Findings(
+            FIX,
+            "Wistia rejects the token (401 from both of its APIs): paste a valid API token "
+            f"(Wistia: Account Settings > API Access) into {secret_id}",
+        )
+    if uploads == 401:
+        raise Findings(
+            FIX,
+            "a read-only token: Wistia lets it read, but refuses it imports (401 from the "
+            'Upload API): give it "Upload media" rights, or paste another',
+        )
+    if reads == 401:
+        raise Findings(
+            WARN,
+            "an upload-only token: Wistia accepts it for imports, but its Data API refuses it "
+            "(401), so the search for a lost answer and the processing status cannot read "
+            'Wistia: give it "Read all data" rights too',
+        )
+    if reads != 200 or uploads >= 500 or uploads == 429:
+        raise Findings(
+            WARN, f"Wistia answered {reads} (Data API) and {uploads} (Upload API): try again"
+        )
+    return "Wistia accepts the token for imports (Upload API) and reads (Data API)"
 
 
 def _refuse_snapshot(target: Target) -> str:

@@ -72,6 +72,9 @@ def import_object(target: Target, out: Output, uri: str, project: str | None, ag
     """
     bucket, key = _object(uri)
     settings = function_settings(target, _project(project))
+    # Read with your AWS identity first: a secret you cannot read (or the stack's
+    # placeholder) stops here, instead of failing the object for good as the function would.
+    target.wistia_token(settings.token_secret_id)
     metrics = CountingMetrics()
     function = build_function(target, out, settings, metrics)
     obj = _current_version(target, bucket, key)

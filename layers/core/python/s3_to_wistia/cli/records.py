@@ -49,13 +49,18 @@ class Selection:
 
     def matches(self, record: ImportRecord) -> bool:
         """The same test as the table's filter, for records already in memory."""
-        if self.prefix and not record.object_uri.startswith(self.prefix):
-            return False
-        if self.since and (record.updated_at or "") < self.since:
-            return False
-        if self.states and record.status not in self.states:
-            return False
-        return not self.media_states or (record.media_status or "") in self.media_states
+        return all(
+            (
+                not self.prefix or record.object_uri.startswith(self.prefix),
+                not self.since or (record.updated_at or "") >= self.since,
+                _among(record.status, self.states),
+                _among(record.media_status, self.media_states),
+            )
+        )
+
+
+def _among(value: str | None, wanted: frozenset[str]) -> bool:
+    return not wanted or (value or "") in wanted
 
 
 @dataclass
@@ -256,6 +261,7 @@ def note_for(record: ImportRecord) -> str:
 
 
 def short(text: str | None, width: int = 12) -> str:
+    """`text` cut to `width` characters (0: whole)."""
     if not text:
         return "-"
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if not width or len(text) <= width else text[: width - 1] + "…"

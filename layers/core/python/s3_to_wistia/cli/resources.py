@@ -285,11 +285,12 @@ class Target:
 
     # --- Wistia --------------------------------------------------------------------------
 
-    def wistia_token(self) -> str:
-        """The token from the function's token secret (hidden from all output from now on)."""
+    def wistia_token(self, secret_id: str | None = None) -> str:
+        """The token from the function's token secret (hidden from all output from now on);
+        `secret_id` names another than the TOKEN_SECRET resource."""
         from botocore.exceptions import ClientError
 
-        secret_id = self.value(TOKEN_SECRET)
+        secret_id = secret_id or self.value(TOKEN_SECRET)
         try:
             answer = self.client("secretsmanager").get_secret_value(SecretId=secret_id)
         except ClientError as error:

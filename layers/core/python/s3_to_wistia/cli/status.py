@@ -4,12 +4,15 @@ import records, with Wistia's processing status when known, and totals by state.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from s3_to_wistia.cli.app import command
-from s3_to_wistia.cli.errors import OK, UsageProblem
+from s3_to_wistia.cli.errors import OK, CliError, UsageProblem
 from s3_to_wistia.cli.output import Output
 from s3_to_wistia.cli.records import (
     DEFAULT_LIMIT,
@@ -92,30 +95,13 @@ def status(
     selection = _selection(uri, since, states, media_states)
     target.resolve()
     reading, source, medias = _read(target, out, selection, limit)
-    records = newest_first(reading.records)
-    wistia_status = {r.object_uri + r.object_version: _media_status(r, medias) for r in records}
-    out.table(
-        COLUMNS,
-        (
-            (
-                r.object_uri,
-                short(r.object_version),
-                r.status,
-                r.wistia_hashed_id or "-",
-                wistia_status[r.object_uri + r.object_version] or "-",
-                r.updated_at or "-",
-                note_for(r),
-            )
-            for r in records
-        ),
-    )
-    totals = Counter(r.status for r in records)
-    media_totals = Counter(
-        wistia_status[r.object_uri + r.object_version] or UNKNOWN
-        for r in records
-        if r.status == Status.SUBMITTED.value
-    )
-    _say_totals(out, reading, totals, media_totals, limit)
+    shown = [
+        Shown(record, _media_status(record, medias)) for record in newest_first(reading.records)
+    ]
+    out.table(COLUMNS, (row.cells() for row in shown))
+    totals, media_totals = _totals(shown)
+    out.summary(_totals_line(totals, media_totals))
+    _say_how(out, reading, limit)
     out.result(
         {
             "source": source,
@@ -124,12 +110,30 @@ def status(
             "complete": reading.complete,
             "totals": dict(totals),
             "media_totals": dict(media_totals),
-            "records": [
-                record_document(r, wistia_status[r.object_uri + r.object_version]) for r in records
-            ],
+            "records": [record_document(row.record, row.media_status) for row in shown],
         }
     )
     return OK
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One record as shown, with Wistia's processing status of its media when known."""
+
+    record: ImportRecord
+    media_status: str | None
+
+    def cells(self, version_width: int = 0) -> tuple[str, ...]:
+        record = self.record
+        return (
+            record.object_uri,
+            short(record.object_version, version_width),
+            record.status,
+            record.wistia_hashed_id or "-",
+            self.media_status or "-",
+            record.updated_at or "-",
+            note_for(record),
+        )
 
 
 def _selection(
@@ -166,10 +170,25 @@ def _read(
         source = {"table": table}
     reader = RecordReader(target.client("dynamodb"), table)
     exact = selection.prefix is not None and not selection.prefix.endswith("/")
-    with out.progress(unit="items") as bars:
+    with _no_such_table(table, target), out.progress(unit="items") as bars:
         bar = bars.task(f"Reading {table}", None if exact else reader.approximate_count())
         reading = reader.read(selection, limit, bar.advance)
     return reading, source, {}
+
+
+@contextmanager
+def _no_such_table(table: str, target: Target) -> Iterator[None]:
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        raise CliError(
+            f"no table {table!r} in {target.region or 'this region'}: check --table / --stack "
+            "/ --region"
+        ) from None
 
 
 def _limited(reading: Reading, limit: int) -> Reading:
@@ -188,29 +207,36 @@ def _media_status(record: ImportRecord, medias: dict[str, dict[str, Any]]) -> st
     return str(media["status"]) if media and media.get("status") else None
 
 
-def _say_totals(
-    out: Output,
-    reading: Reading,
-    totals: Counter[str],
-    media_totals: Counter[str],
-    limit: int,
-) -> None:
-    if not reading.records:
-        out.summary("No record matches.")
-    else:
-        parts = []
-        for state, count in totals.most_common():
-            text = f"{count} {state}"
-            if state == Status.SUBMITTED.value and media_totals:
-                text += f" ({', '.join(f'{n} {m}' for m, n in media_totals.most_common())})"
-            parts.append(text)
-        out.summary(f"{sum(totals.values())} records: " + ", ".join(parts))
-    how = {"query": "one query", "scan": f"a scan of {reading.scanned} items"}.get(
-        reading.method, "the snapshot"
-    )
-    out.note(f"Read with {how}.")
+def _totals(shown: list[Shown]) -> tuple[Counter[str], Counter[str]]:
+    """Records by state, and the imported ones by Wistia's processing status."""
+    totals = Counter(row.record.status for row in shown)
+    submitted = [row for row in shown if row.record.status == Status.SUBMITTED.value]
+    return totals, Counter(row.media_status or UNKNOWN for row in submitted)
+
+
+def _totals_line(totals: Counter[str], media_totals: Counter[str]) -> str:
+    if not totals:
+        return "No record matches."
+    parts = [f"{count} {state}" for state, count in _by_count(totals)]
+    if media_totals:
+        processing = ", ".join(f"{n} {m}" for m, n in _by_count(media_totals))
+        parts = [
+            f"{part} ({processing})" if part.endswith(f" {Status.SUBMITTED.value}") else part
+            for part in parts
+        ]
+    return f"{sum(totals.values())} records: " + ", ".join(parts)
+
+
+def _by_count(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Most first; ties by name, so the same records always read the same."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _say_how(out: Output, reading: Reading, limit: int) -> None:
+    how = {"query": "one query", "scan": f"a scan of {reading.scanned} items"}
+    out.note(f"Read with {how.get(reading.method, 'the snapshot')}.")
     if not reading.complete:
         out.warn(
-            f"stopped at --limit {limit}: the table holds more; narrow it (s3://BUCKET/PREFIX, "
-            "--since, --state) or pass --limit 0 to read it all"
+            f"stopped at --limit {limit}: there are more; narrow it (s3://BUCKET/PREFIX, "
+            "--since, --state) or pass --limit 0 to read them all"
         )
