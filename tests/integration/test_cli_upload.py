@@ -23,6 +23,7 @@ import pytest
 
 from local_stack.aws import LocalAws
 from local_stack.template import Stack
+from s3_to_wistia.cli.local import LocalStack
 from s3_to_wistia.cli.main import main
 from wistia_emulator import Fault, WistiaEmulator
 
@@ -391,6 +392,17 @@ def test_local_takes_the_functions_variables(
     for name, value in stack.environment_for(wistia_emulator.url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("WISTIA_API_URL")  # upload needs only the Upload API
+    clip = media_file(tmp_path, "clip.mp4", 10_000)
+
+    run = cli("upload", str(clip), target=("--local",))
+
+    assert run.code == 0, run.err
+    assert len(wistia_emulator.medias()) == 1
+
+
+def test_local_uploads_to_the_local_stack_make_local_keeps_up(
+    cli: Any, local_up: LocalStack, wistia_emulator: WistiaEmulator, tmp_path: Path
+) -> None:
     clip = media_file(tmp_path, "clip.mp4", 10_000)
 
     run = cli("upload", str(clip), target=("--local",))

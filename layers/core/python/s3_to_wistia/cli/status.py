@@ -55,14 +55,16 @@ UNKNOWN = "not known yet"
     "states",
     multiple=True,
     type=click.Choice(RECORD_STATES, case_sensitive=False),
-    help="only records in this state (repeat for several)",
+    metavar="STATE",
+    help=f"only records in this state: {', '.join(RECORD_STATES)} (repeat for several)",
 )
 @click.option(
     "--media",
     "media_states",
     multiple=True,
     type=click.Choice(MEDIA_STATES, case_sensitive=False),
-    help="only records whose media Wistia reports in this state (repeat for several)",
+    metavar="STATUS",
+    help=f"only records whose media Wistia reports as {', '.join(MEDIA_STATES)} (repeat)",
 )
 @click.option(
     "--limit",
