@@ -160,7 +160,7 @@ def test_a_failure_ends_as_the_functions_do_and_again_imports_it_once_fixed(
     assert refused.code == 1
     assert refused.error_lines == [
         f"s3-to-wistia: error: {uri} is FAILED ({VIDEO_LIMIT}): nothing done; fix the "
-        "cause, then --again (or `s3-to-wistia redrive` for a dead letter)"
+        "cause, then --again (or `s3-to-wistia redrive` its dead letter)"
     ]
 
     # But once the plan is upgraded, --again imports it
@@ -171,6 +171,28 @@ def test_a_failure_ends_as_the_functions_do_and_again_imports_it_once_fixed(
     record = record_of(stack.table_name, stack.bucket, obj.key, obj.version_id or "")
     assert record is not None
     assert (record["status"], record.get("error")) == ("SUBMITTED", None)
+
+
+def test_a_skipped_object_is_refused_until_again(
+    run_cli: CliRun, deployment: Deployment, wistia_emulator: WistiaEmulator
+) -> None:
+    stack = deployment.stack
+    obj = upload(stack.bucket, "notes.txt", b"not media")
+    uri = f"s3://{stack.bucket}/{obj.key}"
+
+    first = run_cli("import", uri, *deployment.target)
+    second = run_cli("import", uri, *deployment.target)
+    again = run_cli("import", uri, "--again", *deployment.target)
+
+    assert first.code == 1
+    assert first.out.strip() == f"{uri}: SKIPPED: extension 'txt' is not in the import filter"
+    assert second.error_lines == [
+        f"s3-to-wistia: error: {uri} was SKIPPED (extension 'txt' is not in the import "
+        "filter): nothing done; --again tries it once more (once what skipped it has changed)"
+    ]
+    # The same rule skips it again: the function's settings decide, not the command
+    assert again.out.strip() == first.out.strip()
+    assert wistia_emulator.requests() == []
 
 
 def test_project_sends_the_import_to_that_project(

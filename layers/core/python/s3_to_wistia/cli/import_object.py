@@ -173,9 +173,15 @@ def _refusal(record: ImportRecord | None, again: bool, uri: str) -> str | None:
             f"Wistia media {record.wistia_hashed_id}): nothing done; --again imports it once "
             "more, and Wistia then holds it twice"
         )
+    reason = record.error or "no reason recorded"
+    if record.status == Status.SKIPPED.value:
+        return (
+            f"{uri} was SKIPPED ({reason}): nothing done; --again tries it once more (once "
+            "what skipped it has changed)"
+        )
     return (
-        f"{uri} is {record.status} ({record.error or 'no reason recorded'}): nothing done; "
-        "fix the cause, then --again (or `s3-to-wistia redrive` for a dead letter)"
+        f"{uri} is FAILED ({reason}): nothing done; fix the cause, then --again (or "
+        "`s3-to-wistia redrive` its dead letter)"
     )
 
 
