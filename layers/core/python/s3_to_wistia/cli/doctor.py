@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from s3_to_wistia.adapters.records import MEDIA_INDEX
 from s3_to_wistia.adapters.secrets import PLACEHOLDER_TOKEN, signing_keys_from_secret
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.errors import FAILED, OK, CliError, explain
@@ -220,6 +219,8 @@ class Doctor:
 
     def table(self) -> str:
         from botocore.exceptions import ClientError
+
+        from s3_to_wistia.adapters.records import MEDIA_INDEX
 
         name = self.target.value(TABLE)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3_to_wistia.cli.errors import CliError
 from s3_to_wistia.cli.output import Output
@@ -21,7 +21,9 @@ from s3_to_wistia.config import ConfigError, Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.redact import redact
 from s3_to_wistia.redrive import Invocation
-from s3_to_wistia.wiring import ImportFunction, build_import_function
+
+if TYPE_CHECKING:
+    from s3_to_wistia.wiring import ImportFunction
 
 
 def function_settings(target: Target, project: str | None = None) -> Settings:
@@ -47,6 +49,8 @@ def build_function(
     target: Target, out: Output, settings: Settings, metrics: CountingMetrics | None = None
 ) -> ImportFunction:
     """The function's Importer and dead-letter queue, wired as its handler wires them."""
+    from s3_to_wistia.wiring import build_import_function
+
     return build_import_function(
         settings, NoteLog(out), metrics or CountingMetrics(), target.session
     )

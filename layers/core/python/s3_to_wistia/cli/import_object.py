@@ -18,12 +18,11 @@ its hashed id kept in the record's replaced_wistia_hashed_ids.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 import click
 
-from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.errors import FAILED, OK, CliError, UsageProblem
 from s3_to_wistia.cli.function import CountingMetrics, build_function, function_settings
@@ -35,7 +34,10 @@ from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.events import parse_notification
 from s3_to_wistia.model import ObjectRef, Outcome, Status
 from s3_to_wistia.times import iso_now
-from s3_to_wistia.wiring import ImportFunction
+
+if TYPE_CHECKING:
+    from s3_to_wistia.adapters.records import Records
+    from s3_to_wistia.wiring import ImportFunction
 
 SETTLED = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
 
@@ -70,6 +72,9 @@ def import_object(target: Target, out: Output, uri: str, project: str | None, ag
 
     Exit code 0 when the object is SUBMITTED to Wistia, 1 otherwise.
     """
+    # Imported here, as every AWS-bound module: --help need not load the AWS SDK.
+    from s3_to_wistia.adapters.records import Records
+
     bucket, key = _object(uri)
     settings = function_settings(target, _project(project))
     # Read with your AWS identity first: a secret you cannot read (or the stack's

@@ -20,8 +20,6 @@ from typing import Any
 
 import click
 
-from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
-from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.function import InProcessFunction, build_function, function_settings
 from s3_to_wistia.cli.output import Output, ProgressTask
@@ -82,6 +80,9 @@ def redrive_command(
 
     Exit code 0 when the run leaves no message in the queue (a dry run: 0), 1 otherwise.
     """
+    from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+    from s3_to_wistia.adapters.records import Records
+
     queue = DeadLetterQueue(target.client("sqs"), target.value(QUEUE_URL), wait)
     records = Records(target.client("dynamodb"), target.value(TABLE))
     invoker = None if dry_run else function_invoker(target, out)
