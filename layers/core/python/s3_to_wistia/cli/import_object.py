@@ -102,8 +102,11 @@ def _import(out: Output, target: Target, function: ImportFunction, obj: ObjectRe
         f"Importing {obj.uri} (version {obj.version}, {human_size(obj.size or 0)}) as "
         f"{configuration.name} would"
     )
+    # Retries can take the function's whole timeout: a pulsing bar shows it is at work.
     try:
-        return function.importer.import_object(obj, time.time() + configuration.timeout)
+        with out.progress(unit="items") as bars:
+            bars.task(f"Importing {obj.key}", None)
+            return function.importer.import_object(obj, time.time() + configuration.timeout)
     except RetryableError as error:
         # The function's claim is handed back: Lambda would retry; here, the operator.
         return Outcome(Status.PENDING_RETRY, obj, str(error))
