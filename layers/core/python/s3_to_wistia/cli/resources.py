@@ -273,15 +273,17 @@ class Target:
         return str(self.session.region_name) if self.session.region_name else None
 
     def client(self, service: str, **config: Any) -> Any:
-        """One boto3 client per service and run; `config` goes to botocore's Config."""
-        if service not in self._clients:
+        """One boto3 client per service and configuration for the run; `config` goes to
+        botocore's Config (a long synchronous invoke needs its own read timeout)."""
+        key = f"{service} {sorted(config.items())}"
+        if key not in self._clients:
             from botocore.config import Config
 
             settings = {"connect_timeout": 5, "read_timeout": 30, "retries": {"mode": "standard"}}
-            self._clients[service] = self.session.client(
+            self._clients[key] = self.session.client(
                 service, config=Config(**{**settings, **config})
             )
-        return self._clients[service]
+        return self._clients[key]
 
     # --- Wistia --------------------------------------------------------------------------
 
