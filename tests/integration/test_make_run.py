@@ -86,6 +86,12 @@ def test_make_run_shows_every_sample_where_it_should_end() -> None:
     log = ROOT / ".local" / "run" / "function.log"
     assert ".local/run/function.log" in output
     assert '"message":"import submitted"' in log.read_text(encoding="utf-8")
+    # And neither log holds a presigned URL's credentials, though the server log lists the
+    # requests that carried them
+    servers = (ROOT / ".local" / "run" / "servers.log").read_text(encoding="utf-8")
+    assert "GET /" in servers
+    for text in (servers, log.read_text(encoding="utf-8")):
+        assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text
 
 
 def test_make_run_with_source_uploads_every_file_under_it(tmp_path: Path) -> None:
