@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test unit run local build bench reliability emulator clean \
+.PHONY: help install lint test unit run local build bench reliability figures emulator clean \
 	deploy outputs invoke logs delete redrive cli
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
@@ -76,9 +76,14 @@ local: $(VENV)/.installed ## The same local stack as make run, kept up until Ctr
 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md (ARGS=--quick)
 	PYTHONPATH=tests $(PY) -m bench $(ARGS)
+	PYTHONPATH=tests $(PY) -m figures
 
 reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min; ARGS=--quick)
 	PYTHONPATH=tests $(PY) -m reliability $(ARGS)
+	PYTHONPATH=tests $(PY) -m figures
+
+figures: $(VENV)/.installed ## Copy the results files' tables into the README (bench and reliability do it too)
+	PYTHONPATH=tests $(PY) -m figures
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
 	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)

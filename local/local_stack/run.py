@@ -68,6 +68,7 @@ from s3_to_wistia.cli.local import (
     write_description,
     write_snapshot,
 )
+from s3_to_wistia.redact import redact
 from s3_to_wistia.times import iso_now
 from wistia_emulator import WistiaEmulator
 
@@ -545,9 +546,10 @@ def function_output_to(path: Path) -> Iterator[TextIO]:
 
 @contextmanager
 def server_logs_to(path: Path) -> Iterator[None]:
-    """One line per request to moto and the emulator, in a file instead of the terminal."""
+    """One line per request to moto and the emulator, in a file instead of the terminal,
+    scrubbed as the function's own log is: a request line quotes its presigned URL."""
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(name)s %(message)s"))
     saved = []
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
@@ -563,6 +565,11 @@ def server_logs_to(path: Path) -> Iterator[None]:
             logger.setLevel(level)
             logger.propagate = propagate
         handler.close()
+
+
+class ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 @contextmanager

@@ -110,6 +110,12 @@ def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) 
     log = ROOT / ".local" / "run" / "function.log"
     assert ".local/run/function.log" in output
     assert '"message":"import submitted"' in log.read_text(encoding="utf-8")
+    # And neither log holds a presigned URL's credentials, though the server log lists the
+    # requests that carried them
+    servers = (ROOT / ".local" / "run" / "servers.log").read_text(encoding="utf-8")
+    assert "GET /" in servers
+    for text in (servers, log.read_text(encoding="utf-8")):
+        assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text
 
 
 def test_after_make_run_status_local_shows_the_runs_records(sample_run: SampleRun) -> None:

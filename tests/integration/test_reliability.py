@@ -97,7 +97,22 @@ def expect_bad_configuration(result: ScenarioResult) -> None:
     assert finals["SUBMITTED"] + finals["FAILED"] == 12
 
 
+def expect_unservable(result: ScenarioResult) -> None:
+    # Every class refused or skipped with its reason before Wistia was asked.
+    assert "media Wistia failed to fetch: 0 " in " ".join(result.notes)
+    assert result.verdict.finals["FAILED"] >= 7
+    assert result.verdict.finals["SKIPPED"] >= 1
+    assert result.checks == []
+
+
+def expect_hostile(result: ScenarioResult) -> None:
+    assert any("records left IN_PROGRESS 0" in note for note in result.notes)
+    assert result.checks == []
+
+
 EXPECTATIONS: dict[str, Callable[[ScenarioResult], None]] = {
+    "unservable objects": expect_unservable,
+    "hostile answers and secrets": expect_hostile,
     "duplicates + Wistia faults": expect_duplicates_and_wistia_faults,
     "429 storm + token rotated": expect_throttling_and_rotation,
     "AWS failing": expect_aws_failures,

@@ -208,6 +208,24 @@ def full(
         ),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=13),
         Scenario(
+            name="unservable objects",
+            about="archive classes and tiers (one restored), a KMS key the signer may not use "
+            "(and one it may), SSE-C, keys with dot segments, objects deleted before their "
+            "event, beside ordinary objects; 30% duplicate deliveries",
+            objects=max(120, objects // 4),
+            kind="unservable",
+            seed=16,
+        ),
+        Scenario(
+            name="hostile answers and secrets",
+            about="16% of the imports refused with a message quoting the signed URL (raw or "
+            "percent-encoded), 12% answered a byte every 50 ms, the token secret holding a "
+            "line break for a quarter of the run",
+            objects=max(120, objects // 4),
+            kind="hostile",
+            seed=17,
+        ),
+        Scenario(
             name="bad configuration",
             about="",
             objects=max(30, objects // 15),
@@ -309,6 +327,10 @@ def quick(objects: int = 60) -> list[Scenario]:
             dlq_outage=(0.2, 0.5),
         ),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=104),
+        Scenario(name="unservable objects", about="", objects=40, kind="unservable", seed=106),
+        Scenario(
+            name="hostile answers and secrets", about="", objects=40, kind="hostile", seed=107
+        ),
         Scenario(name="bad configuration", about="", objects=12, kind="bad-config", seed=105),
     ]
     return [fast(scenario) for scenario in scenarios]

@@ -20,7 +20,7 @@ from reliability.rig import EndState, Rig
 from reliability.workload import PlacedObject, at_least_once, standard_objects, upload_all
 from wistia_emulator import Fault
 
-Kind = Literal["standard", "bad-input", "bad-config"]
+Kind = Literal["standard", "bad-input", "bad-config", "unservable", "hostile"]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
 LEASE_WAIT_LIMIT = 30.0
@@ -203,6 +203,14 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.bad_config import run_bad_config
 
         return run_bad_config(aws, scenario, log_dir)
+    if scenario.kind == "unservable":
+        from reliability.classes import run_unservable
+
+        return run_unservable(aws, scenario, log_dir)
+    if scenario.kind == "hostile":
+        from reliability.classes import run_hostile
+
+        return run_hostile(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 

@@ -41,6 +41,9 @@ class RecordFields:
     submitted_at: str | None = None
     # Wistia answered none of the submissions, but its media list showed the import.
     recovered_lost_answer: bool | None = None
+    # True when the URL names the S3 version, so Wistia fetches exactly these bytes; False
+    # in an unversioned bucket, where an overwrite before Wistia's fetch would be fetched.
+    version_pinned: bool | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The attributes to write: every field that is set."""

@@ -201,9 +201,8 @@ class Importer:
             try:
                 result, tries = self._attempt(form, tries, refresh_token, deadline)
             except Exception as error:
-                # A submission may have reached Wistia: the next delivery looks first.
-                submitted = int(tries.first_submit_at is not None)
-                self._release_unexpected(obj, claim, error, tries.unanswered + submitted)
+                # The submission may have reached Wistia: the next delivery looks first.
+                self._release_unexpected(obj, claim, error, tries.unanswered + 1)
             decision, tries = decide(
                 result,
                 tries,
@@ -358,6 +357,7 @@ class Importer:
             attempts=tries.count,
             unanswered_submits=tries.unanswered,
             recovered_lost_answer=True if decision.recovered else None,
+            version_pinned=obj.version_id is not None,
         )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")

@@ -48,6 +48,7 @@ FORGOTTEN_ON_REOPEN = (
     "url_expires_at",
     "submitted_at",
     "recovered_lost_answer",
+    "version_pinned",
     "media_status",
     "media_status_at",
     "media_ready_at",
