@@ -75,6 +75,8 @@ from s3_to_wistia.times import iso, iso_now, iso_precise
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
+# How often a delivery that finds the claim held asks again (the last one repeats).
+HOLDER_POLL_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass
@@ -91,25 +93,21 @@ class Importer:
     sleep: Callable[[float], None] = time.sleep
     random_fraction: Callable[[], float] = field(default=random.random)
 
-    def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
+    def import_object(
+        self, obj: ObjectRef, deadline: float, wait_for_holder: bool = True
+    ) -> Outcome:
+        """Import one object version. Another delivery of it that holds the claim right now
+        is waited for (`wait_for_holder`): its record ends final, or its lease runs out and
+        this delivery takes over; without waiting, the outcome is IN_PROGRESS."""
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
             obj.size
         )
         if skip:
             self.records.record_skipped(obj, skip)
             return self._skipped(obj, skip)
-        try:
-            claim = self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
-        except AlreadyHandled as done:
-            self.log.info("duplicate delivery ignored", record_status=done.status)
-            self._count("DuplicateDeliveries")
-            return Outcome(Status(done.status), obj, "already handled by an earlier delivery")
-        except ClaimedElsewhere:
-            # Not an error: S3 delivers at least once. The invocation holding the claim
-            # finishes the object, or its own event comes back once its lease has ended.
-            self.log.info("duplicate delivery ignored: another invocation is importing it")
-            self._count("DuplicateDeliveries")
-            return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
+        claim = self._claim(obj, deadline, wait_for_holder)
+        if isinstance(claim, Outcome):
+            return claim
         try:
             prepared = self._prepare(obj, claim)
         except Exception as error:
@@ -119,6 +117,39 @@ class Importer:
             return prepared
         form, presigned = prepared
         return self._submit(obj, claim, form, presigned, deadline)
+
+    def _claim(self, obj: ObjectRef, deadline: float, wait: bool) -> Claim | Outcome:
+        """The claim on the record, or how the object ended without it.
+
+        S3 delivers at least once and Lambda retries a failed event, so a delivery may find
+        the claim held: by a live invocation about to finish, or by one that died (its lease
+        ends with its timeout). Waiting turns both into a success, the first when the record
+        ends final, the second by taking the claim over once the lease has run out, instead
+        of failing an invocation (an error for S3's ordinary duplicates) or dropping an
+        event the dead holder will never finish."""
+        pauses = iter(HOLDER_POLL_SECONDS)
+        waited = False
+        while True:
+            try:
+                return self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
+            except AlreadyHandled as done:
+                self.log.info("duplicate delivery ignored", record_status=done.status)
+                if not waited:
+                    self._count("DuplicateDeliveries")
+                return Outcome(Status(done.status), obj, "already handled by another delivery")
+            except ClaimedElsewhere:
+                if not waited:
+                    self._count("DuplicateDeliveries")
+                if not wait:
+                    self.log.info("duplicate delivery: another invocation is importing it")
+                    return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
+                pause = next(pauses, HOLDER_POLL_SECONDS[-1])
+                if self.clock() + pause > deadline - FINISH_RESERVE_SECONDS:
+                    raise
+                if not waited:
+                    self.log.info("another invocation is importing it; waiting for it")
+                waited = True
+                self.sleep(pause)
 
     def _prepare(
         self, obj: ObjectRef, claim: Claim

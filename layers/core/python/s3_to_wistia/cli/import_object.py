@@ -106,7 +106,9 @@ def _import(out: Output, target: Target, function: ImportFunction, obj: ObjectRe
     try:
         with out.progress(unit="items") as bars:
             bars.task(f"Importing {obj.key}", None)
-            return function.importer.import_object(obj, time.time() + configuration.timeout)
+            # An invocation importing it right now is left to it, and the operator told.
+            deadline = time.time() + configuration.timeout
+            return function.importer.import_object(obj, deadline, wait_for_holder=False)
     except RetryableError as error:
         # The function's claim is handed back: Lambda would retry; here, the operator.
         return Outcome(Status.PENDING_RETRY, obj, str(error))
