@@ -169,14 +169,17 @@ class FunctionUrl:
         class Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # the caller reports what it needs
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_REQUEST_BYTES:
                     _discard(self, length)
-                    message = f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"
+                    message = (
+                        f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the "
+                        "InvokeFunction operation"
+                    )
                     self._answer(
                         413,
                         {"content-type": "application/json"},
@@ -205,7 +208,7 @@ class FunctionUrl:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
         return Request
 
