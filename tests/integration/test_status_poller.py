@@ -4,6 +4,8 @@ within the run's request budget, and a 429, a 5xx or an upload-only token lose n
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from local_stack.aws import LocalAws
@@ -36,11 +38,11 @@ def import_all(stack: Stack, importer: Importer, log: CapturedLogger, count: int
     return objects
 
 
-def lookups(emulator: WistiaEmulator) -> list[dict[str, object]]:
+def lookups(emulator: WistiaEmulator) -> list[dict[str, Any]]:
     return [r for r in emulator.requests() if r.get("path") == LOOKUP]
 
 
-def statuses(stack: Stack) -> list[object]:
+def statuses(stack: Stack) -> list[str]:
     return sorted(str(r.get("media_status")) for r in all_records(stack.table_name))
 
 
