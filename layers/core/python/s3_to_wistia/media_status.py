@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord, MediaStatusChange
 from s3_to_wistia.errors import RetryableError
@@ -25,6 +25,10 @@ from s3_to_wistia.times import iso_precise, parse_iso
 # A failure's dead letter is being sent by someone for at most this long; after it, anyone
 # may send it again (the sender died between claiming and settling it).
 DEAD_LETTER_LEASE_SECONDS = 60.0
+MediaEvents = list[MediaEvent]
+# How the medias of one delivery are gone through: `map` one after the other, or a thread
+# pool's map (the receiver's), so a POST of several medias costs about one's time.
+Parallel = Callable[[Callable[[MediaEvents], "Tally"], list[MediaEvents]], Iterable["Tally"]]
 
 
 @dataclass
@@ -52,22 +56,35 @@ class StatusUpdater:
     metrics: MetricSink
     log: Log
     clock: Callable[[], float] = time.time
+    parallel: Parallel = field(default=map)
 
     def apply_events(self, events: Iterable[MediaEvent]) -> Tally:
-        """Webhook events: each applied to the record(s) holding its media."""
+        """Webhook events: each applied to the record(s) holding its media. Each media's
+        events go in the order sent; different medias' may go at once (`parallel`): the
+        conditional writes keep every record right whatever the order."""
         tally = Tally()
+        by_media: dict[str, MediaEvents] = {}
         for event in events:
             if event.status is None:
                 tally.ignored += 1
-                continue
-            keys = self.records.records_of_media(event.hashed_id)
-            if not keys:
-                self.log.info(
-                    "event for a media this project did not create: acknowledged, ignored",
-                    event_type=event.type,
-                    hashed_id=event.hashed_id,
-                )
-                tally.unknown += 1
+            else:
+                by_media.setdefault(event.hashed_id, []).append(event)
+        for applied in self.parallel(self._apply_media, list(by_media.values())):
+            tally.add(applied)
+        return tally
+
+    def _apply_media(self, events: MediaEvents) -> Tally:
+        """One media's events: its record looked up once, then each event applied."""
+        tally = Tally()
+        keys = self.records.records_of_media(events[0].hashed_id)
+        if not keys:
+            self.log.info(
+                "event for a media this project did not create: acknowledged, ignored",
+                event_type=events[0].type,
+                hashed_id=events[0].hashed_id,
+            )
+            tally.unknown += len(events)
+        for event in events:
             for key in keys:
                 tally.add(self.apply_to(key, event))
         return tally

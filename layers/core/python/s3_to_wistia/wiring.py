@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records handled at once.
 POOL_SIZE = 10
+# The medias of one webhook POST are applied at once, this many at a time (Wistia batches
+# events; each media costs an index query and a conditional write).
+WEBHOOK_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,13 @@ def build_webhook_receiver(
     first POST, SQS on the first failed media."""
     session = boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=WEBHOOK_WORKERS,
     )
     records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
+    metrics = LockedMetrics(metrics)
     updater = StatusUpdater(
         records=records,
         dead_letters=DeadLetters(
@@ -115,6 +123,7 @@ def build_webhook_receiver(
         ),
         metrics=metrics,
         log=log,
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     return WebhookReceiver(
