@@ -205,8 +205,11 @@ class FunctionUrl:
                     if name.lower() not in ("content-length", "connection"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the caller gave up waiting: nobody to tell
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

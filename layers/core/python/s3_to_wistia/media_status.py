@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord, MediaStatusChange
 from s3_to_wistia.errors import RetryableError
@@ -27,8 +28,8 @@ from s3_to_wistia.times import iso_precise, parse_iso
 DEAD_LETTER_LEASE_SECONDS = 60.0
 MediaEvents = list[MediaEvent]
 # How the medias of one delivery are gone through: `map` one after the other, or a thread
-# pool's map (the receiver's), so a POST of several medias costs about one's time.
-Parallel = Callable[[Callable[[MediaEvents], "Tally"], list[MediaEvents]], Iterable["Tally"]]
+# pool's map (the functions'), so a POST of several medias costs about one's time.
+Parallel = Callable[[Callable[[Any], "Tally"], list[Any]], Iterable["Tally"]]
 
 
 @dataclass
@@ -72,6 +73,17 @@ class StatusUpdater:
         for applied in self.parallel(self._apply_media, list(by_media.values())):
             tally.add(applied)
         return tally
+
+    def apply_readings(self, readings: list[tuple[RecordKey, MediaEvent]]) -> Tally:
+        """The poller's readings, each for a record it found waiting; at once (`parallel`):
+        one media each."""
+        tally = Tally()
+        for applied in self.parallel(self._apply_reading, readings):
+            tally.add(applied)
+        return tally
+
+    def _apply_reading(self, reading: tuple[RecordKey, MediaEvent]) -> Tally:
+        return self.apply_to(*reading)
 
     def _apply_media(self, events: MediaEvents) -> Tally:
         """One media's events: its record looked up once, then each event applied."""

@@ -182,9 +182,8 @@ class StatusPoller:
             return Stop.REFUSED
         report.asked += len(hashed_ids)
         report.missing += len(missing)
-        for event in events:
-            for key in keys[event.hashed_id]:
-                report.tally.add(self.updater.apply_to(key, event))
+        readings = [(key, event) for event in events for key in keys[event.hashed_id]]
+        report.tally.add(self.updater.apply_readings(readings))
         return None
 
     def _report(self, report: PollReport) -> None:

@@ -37,8 +37,8 @@ from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records handled at once.
 POOL_SIZE = 10
-# The medias of one webhook POST are applied at once, this many at a time (Wistia batches
-# events; each media costs an index query and a conditional write).
+# The medias of one webhook POST (or of one poller request) are applied at once, this many
+# at a time (Wistia batches events; each media costs an index query and a conditional write).
 WEBHOOK_WORKERS = 8
 
 
@@ -150,8 +150,12 @@ class PollFunction:
 def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
     session = boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=WEBHOOK_WORKERS,
     )
+    metrics = LockedMetrics(metrics)
     records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
     wistia = WistiaClient(
         bounded_pool(maxsize=2, block=False),
@@ -166,6 +170,8 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         ),
         metrics=metrics,
         log=log,
+        # Each run applies up to 100 readings a request: at once, as the receiver does.
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     poller = StatusPoller(
