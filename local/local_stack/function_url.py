@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 import time
 import uuid
@@ -69,7 +70,7 @@ class FunctionUrl:
         self._log_lock = threading.Lock()
         self.invocations: list[Invocation] = []
         self.url_id = uuid.uuid4().hex[:32]
-        self._server = ThreadingHTTPServer((host, port), self._request_class())
+        self._server = _Server((host, port), self._request_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -214,6 +215,14 @@ class FunctionUrl:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
         return Request
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A caller that closed its keep-alive connection (or gave up waiting) is no error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def http_answer(result: Any) -> tuple[int, dict[str, str], bytes]:
