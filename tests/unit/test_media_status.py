@@ -270,3 +270,44 @@ def test_a_redriven_media_failure_rebuilds_the_event_when_the_record_has_none() 
             stored.object_key,
             stored.object_version.strip('"'),
         )
+
+
+# --- the records of known media --------------------------------------------------------------
+
+
+def test_a_medias_next_events_need_no_second_lookup() -> None:
+    world = follow()
+
+    world.updater.apply_events([ev("processing", 2)])
+    world.updater.apply_events([ev("ready", 9)])
+
+    assert world.records.lookups == 1
+    assert world.record().media_status == "ready"
+
+
+def test_a_record_redriven_to_a_new_media_is_looked_up_again_not_written() -> None:
+    # Given the record of media A known from an earlier event, then redriven: it holds B now
+    world = follow()
+    world.updater.apply_events([ev("processing", 2)])
+    world.records.item(world.key)["wistia_hashed_id"] = "newmedia01"
+
+    # When A's late event comes
+    tally = world.updater.apply_events([ev("failed", 9)])
+
+    # Then it is looked up again, found nowhere, and changes nothing
+    assert (tally.unknown, tally.applied) == (1, 0)
+    assert world.records.lookups == 2
+    assert world.dead_letters.sent == []
+    assert world.record().status == "SUBMITTED"
+
+
+def test_the_known_media_are_bounded() -> None:
+    from s3_to_wistia.media_status import KnownMedia
+
+    known = KnownMedia(capacity=2)
+    for n in range(3):
+        known.put(f"m{n}", [RecordKey(f"s3://b/{n}", "v")])
+    known.get("m1")
+    known.put("m3", [])
+
+    assert [known.get(f"m{n}") is not None for n in range(4)] == [False, True, False, True]

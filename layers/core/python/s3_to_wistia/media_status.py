@@ -11,7 +11,9 @@ failure due: the next delivery of any of the media's events, or the poller, send
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,36 @@ class Tally:
         self.failures += other.failures
 
 
+class KnownMedia:
+    """Which records hold which media, as last looked up, for the next events of the same
+    media (Wistia sends several per media): a media's record changes only when a redrive
+    gives the record a new media, and every write checks that the record still holds it,
+    so a stale entry costs one more lookup, never a wrong write. Bounded, thread-safe."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._keys: OrderedDict[str, list[RecordKey]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, hashed_id: str) -> list[RecordKey] | None:
+        with self._lock:
+            keys = self._keys.get(hashed_id)
+            if keys is not None:
+                self._keys.move_to_end(hashed_id)
+            return keys
+
+    def put(self, hashed_id: str, keys: list[RecordKey]) -> None:
+        with self._lock:
+            self._keys[hashed_id] = keys
+            self._keys.move_to_end(hashed_id)
+            while len(self._keys) > self._capacity:
+                self._keys.popitem(last=False)
+
+    def forget(self, hashed_id: str) -> None:
+        with self._lock:
+            self._keys.pop(hashed_id, None)
+
+
 @dataclass
 class StatusUpdater:
     records: MediaRecords
@@ -58,6 +90,7 @@ class StatusUpdater:
     log: Log
     clock: Callable[[], float] = time.time
     parallel: Parallel = field(default=map)
+    known: KnownMedia = field(default_factory=KnownMedia)
 
     def apply_events(self, events: Iterable[MediaEvent]) -> Tally:
         """Webhook events: each applied to the record(s) holding its media. Each media's
@@ -86,16 +119,28 @@ class StatusUpdater:
         return self.apply_to(*reading)
 
     def _apply_media(self, events: MediaEvents) -> Tally:
-        """One media's events: its record looked up once, then each event applied."""
-        tally = Tally()
-        keys = self.records.records_of_media(events[0].hashed_id)
+        """One media's events: its record looked up (once, or known from an earlier event),
+        then each event applied."""
+        hashed_id = events[0].hashed_id
+        keys = self.known.get(hashed_id)
+        if keys is not None:
+            tally = self._apply_all(keys, events)
+            if not tally.unknown:
+                return tally
+            self.known.forget(hashed_id)  # the record holds another media now: look again
+        keys = self.records.records_of_media(hashed_id)
         if not keys:
             self.log.info(
                 "event for a media this project did not create: acknowledged, ignored",
                 event_type=events[0].type,
-                hashed_id=events[0].hashed_id,
+                hashed_id=hashed_id,
             )
-            tally.unknown += len(events)
+            return Tally(unknown=len(events))
+        self.known.put(hashed_id, keys)
+        return self._apply_all(keys, events)
+
+    def _apply_all(self, keys: list[RecordKey], events: MediaEvents) -> Tally:
+        tally = Tally()
         for event in events:
             for key in keys:
                 tally.add(self.apply_to(key, event))
