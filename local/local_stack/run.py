@@ -9,10 +9,15 @@ asynchronous invocation would (delivery.py). A table then shows where every obje
 its import record, its Wistia media (asked over the Data API, as a user would) and the
 dead-letter queue.
 
+The emulator's signed webhooks go to the webhook receiver (the real handler behind a
+loopback Function URL stand-in, function_url.py), so the table also shows each media's
+processing status as the webhooks brought it into its record.
+
 Without --source, sample media made on the fly cover what matters: awkward names, a
-duplicate delivery, objects to skip and one upload over the account's video limit, and the
-exit status says whether each ended where it should. With --source, every file under DIR
-is uploaded (keys are the paths relative to DIR).
+duplicate delivery, objects to skip, one file Wistia accepts but cannot process (it ends in
+the dead-letter queue with its reason) and one upload over the account's video limit, and
+the exit status says whether each ended where it should. With --source, every file under
+DIR is uploaded (keys are the paths relative to DIR).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
+from local_stack.function_url import FunctionUrl
 from local_stack.functions import load_handler
 from local_stack.harness import all_records, drain
 from local_stack.report import (
@@ -54,6 +60,7 @@ from local_stack.report import (
     report_rows,
     show_report,
     show_verdict,
+    wait_for_media_statuses,
     wait_for_processing,
 )
 from local_stack.samples import Sample, builtin_samples
@@ -77,6 +84,8 @@ RUN_DIR = local_dir() / "run"
 FUNCTION_LOG = RUN_DIR / "function.log"
 SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
+# What the user pastes into the webhook secret from Wistia's account settings.
+WEBHOOK_KEY = "local-run-webhook-secret-key"
 # Lambda waits 1 and 2 minutes before its two retries; seconds are enough here.
 RETRY_DELAYS = (1.0, 2.0)
 LAMBDA_INSTANCES = 4
@@ -186,6 +195,8 @@ class Pipeline:
     wistia: WistiaDataApi
     outcomes: Outcomes
     pump: NotificationPump
+    emulator: WistiaEmulator
+    webhooks: FunctionUrl
     aws_endpoint: str = ""
     wistia_url: str = ""
     function_timeout: float = 60.0
@@ -209,12 +220,23 @@ def start_pipeline(
     cleanup.callback(emulator.start().stop)
 
     template = load_template()
-    stack = provision(token=TOKEN, template=template)
+    stack = provision(token=TOKEN, template=template, secrets={"WistiaWebhookSecret": WEBHOOK_KEY})
     delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
     # Imported once, as a new execution environment does, with its variables set.
     handler = load_handler("ImportFunction", template)
+    # The webhook receiver, behind its Function URL: Wistia's webhooks are sent there.
+    with patched_environ(stack.environments["WebhookFunction"]):
+        receiver = load_handler("WebhookFunction", template)
+    webhooks = FunctionUrl(
+        receiver,
+        timeout_seconds=float(
+            function_setting(template, "Timeout", default=3, logical_id="WebhookFunction")
+        ),
+    )
+    cleanup.callback(webhooks.start().stop)
+    emulator.set_webhook(webhooks.url, WEBHOOK_KEY)
 
     outcomes = Outcomes(console, stack, key_width=max(map(display_width, keys), default=0))
     invoker = AsyncInvoker(
@@ -234,13 +256,15 @@ def start_pipeline(
         deliveries=lambda event: 2 if twice & set(object_keys(event)) else 1,
     )
     cleanup.callback(pump.start().stop)
-    describe_stack(console, aws, emulator, stack, video_limit)
+    describe_stack(console, aws, emulator, stack, video_limit, webhooks)
     return Pipeline(
         console,
         stack,
         WistiaDataApi(emulator.url, TOKEN),
         outcomes,
         pump,
+        emulator,
+        webhooks,
         aws_endpoint=aws.endpoint_url,
         wistia_url=emulator.url,
         function_timeout=function_timeout(template),
@@ -261,6 +285,9 @@ def report_outcome(
     hashed_ids = [r["wistia_hashed_id"] for r in records.values() if "wistia_hashed_id" in r]
     console.line(f"\nWaiting for Wistia to process {len(hashed_ids)} media...")
     medias = wait_for_processing(wistia, hashed_ids, PROCESSING_TIMEOUT)
+    pipeline.emulator.wait_until_webhooks_delivered(timeout=PROCESSING_TIMEOUT)
+    records = wait_for_media_statuses(stack.table_name, PROCESSING_TIMEOUT)
+    console.line(webhook_summary(pipeline.webhooks))
     # How many media a twice-delivered object made, asked by name as a user would.
     twice_named = {
         s.key: len(wistia.medias_named(posixpath.basename(s.key)))
@@ -361,8 +388,19 @@ def function_timeout(template: dict[str, Any]) -> float:
     return float(function_setting(template, "Timeout", default=3))
 
 
+def webhook_summary(webhooks: FunctionUrl) -> str:
+    answers = Counter(invocation.status for invocation in webhooks.invocations)
+    shown = ", ".join(f"{count} answered {status}" for status, count in sorted(answers.items()))
+    return f"Wistia's webhooks: {sum(answers.values())} signed POSTs to the receiver ({shown})"
+
+
 def describe_stack(
-    console: Console, aws: LocalAws, emulator: WistiaEmulator, stack: Stack, limit: int | None
+    console: Console,
+    aws: LocalAws,
+    emulator: WistiaEmulator,
+    stack: Stack,
+    limit: int | None,
+    webhooks: FunctionUrl,
 ) -> None:
     limit_text = "no video limit" if limit is None else f"video limit {limit} media"
     delays = " and ".join(f"{delay:g} s" for delay in RETRY_DELAYS)
@@ -373,6 +411,8 @@ def describe_stack(
     console.line(f"  Wistia emulator  {emulator.url}  {limit_text}")
     console.line("  S3 -> function   s3:ObjectCreated:* notifications via an SQS delivery queue,")
     console.line(f"    {LAMBDA_INSTANCES} Lambda instances, retries after {delays}")
+    console.line(f"  Webhooks         {webhooks.url}  the receiver's Function URL; the emulator")
+    console.line("    signs each POST with the key pasted into the stack's webhook secret")
 
 
 # --- uploading and following the outcomes ----------------------------------------------------

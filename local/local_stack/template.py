@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 IMPORT_FUNCTION = "ImportFunction"
+TOKEN_SECRET = "WistiaTokenSecret"
 _names = itertools.count(1)
 
 
@@ -67,6 +68,8 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
     # Every function's environment variables, by logical id.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Every secret's ARN, by logical id (secret_id is the Wistia token's).
+    secret_ids: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -81,12 +84,15 @@ def provision(
     token: str,
     template: dict[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Stack:
     """Create the template's resources under fresh names; boto3 reads the endpoint from env.
 
     `parameters` override the template's defaults, as `sam deploy --parameter-overrides`
     does. With ExistingBucketName set, the template creates no bucket: that bucket (the
     user's own, created here unversioned if it does not exist yet) is the stack's bucket.
+    Secrets hold `token`, or the value `secrets` gives their logical id (what a user pastes
+    into them after deploying, such as the webhook's secret key).
     """
     template = template or load_template()
     values = parameter_values(template, parameters)
@@ -104,7 +110,7 @@ def provision(
         elif kind == "AWS::SQS::Queue":
             physical[logical] = _queue(name, props)
         elif kind == "AWS::SecretsManager::Secret":
-            physical[logical] = _secret(name, token)
+            physical[logical] = _secret(name, (secrets or {}).get(logical, token))
     environments = {
         logical: function_environment(template, physical, values, logical)
         for logical, resource in template["Resources"].items()
@@ -123,10 +129,15 @@ def provision(
         bucket=bucket,
         table_name=physical[by_type["AWS::DynamoDB::Table"]],
         queue_url=physical[by_type["AWS::SQS::Queue"]],
-        secret_id=physical[by_type["AWS::SecretsManager::Secret"]],
+        secret_id=physical.get(TOKEN_SECRET) or physical[by_type["AWS::SecretsManager::Secret"]],
         function_environment=environment,
         parameters=values,
         environments=environments,
+        secret_ids={
+            logical: physical[logical]
+            for logical, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::SecretsManager::Secret"
+        },
     )
 
 

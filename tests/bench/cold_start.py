@@ -82,6 +82,11 @@ def _run(script: str, env: dict[str, str], *flags: str, python: str = sys.execut
     return Child(float(match.group(1)), whole, cpu, done.stderr)
 
 
+def run_child(script: str, env: dict[str, str]) -> Child:
+    """One fresh `python -S` process running `script` (which prints BENCH <seconds>)."""
+    return _run(script, env)
+
+
 def measure(env: dict[str, str], runs: int, progress: Callable[[str], None]) -> ColdStarts:
     progress(f"cold start: 1 warm-up + {runs} fresh processes each, alternating")
     for script in SCRIPTS.values():

@@ -92,17 +92,24 @@ def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) 
         if sample.status == "SUBMITTED":
             assert re.fullmatch(r"[a-z0-9]{10}", row[2]), row
             assert row[3] == "ready", row
+            # and the webhooks brought that status into the record
+            assert row[4] == "ready", row
+        if sample.fails_at_wistia:
+            assert (row[3], row[4]) == ("failed", "failed"), row
         if sample.reason:
-            assert sample.reason in row[4], row
+            assert sample.reason in row[5], row
         if sample.delivered_twice:
-            assert "1 Wistia media by this name" in row[4], row
+            assert "1 Wistia media by this name" in row[5], row
     assert len(rows) == len(builtin_samples())
-    # The dead-letter queue holds exactly the upload over the video limit, and says why
-    assert "Dead-letter queue: 1 message" in output
-    [dead_letter] = table_rows(output.split("Dead-letter queue", 1)[1], "object key")
-    assert dead_letter[0] == "One video too many.avi"
-    assert "video limit" in dead_letter[2]
-    assert "OK: all 8 objects ended where they should." in output
+    # The dead-letter queue holds exactly the upload over the video limit and the file Wistia
+    # could not process, and says why
+    assert "Dead-letter queue: 2 messages" in output
+    dead_letters = table_rows(output.split("Dead-letter queue", 1)[1], "object key")
+    reasons = {row[0]: row[2] for row in dead_letters}
+    assert set(reasons) == {"One video too many.avi", "Not really a video.avi"}
+    assert "video limit" in reasons["One video too many.avi"]
+    assert "Wistia could not process the media" in reasons["Not really a video.avi"]
+    assert "OK: all 9 objects ended where they should." in output
     # And the console stays readable: no request lines, no JSON logs, but where they went
     assert '"GET ' not in output and "HTTP/1.1" not in output
     assert '{"level"' not in output and '"_aws"' not in output
@@ -159,7 +166,7 @@ def test_make_run_with_source_uploads_every_file_under_it(tmp_path: Path) -> Non
     assert finished.returncode == 0, finished.stdout + finished.stderr
     rows = {row[0]: row for row in table_rows(finished.stdout, "object key")}
     assert set(rows) == {"clips/first take.avi", "voice memo.wav"}
-    assert all(row[1] == "SUBMITTED" and row[3] == "ready" for row in rows.values()), rows
+    assert all(row[1] == "SUBMITTED" and row[3:5] == ["ready", "ready"] for row in rows.values())
     assert "no video limit" in finished.stdout
     assert "Dead-letter queue: 0 messages" in finished.stdout
 

@@ -110,6 +110,17 @@ def expect_hostile(result: ScenarioResult) -> None:
     assert result.checks == []
 
 
+def expect_webhooks_followed(result: ScenarioResult) -> None:
+    # 5% of the 60 files are not media: Wistia accepts them, then fails them
+    assert result.verdict.finals == Counter({"SUBMITTED": 57, "FAILED": 3})
+    assert all("could not process the media" in r for r in result.verdict.dead_letter_reasons)
+    for fault in ("duplicated", "reordered", "never sent"):
+        assert result.faults[f"webhook events {fault}"] > 0
+    assert result.checks == []  # every status Wistia's, none moved back, one letter each
+    assert any("0 moved a media back; 3 failed media, 3 dead letters" in n for n in result.notes)
+    assert result.metrics["StatusPollRequests"] >= 1  # the dropped events, filled in
+
+
 EXPECTATIONS: dict[str, Callable[[ScenarioResult], None]] = {
     "unservable objects": expect_unservable,
     "hostile answers and secrets": expect_hostile,
@@ -118,6 +129,7 @@ EXPECTATIONS: dict[str, Callable[[ScenarioResult], None]] = {
     "AWS failing": expect_aws_failures,
     "bad input": expect_bad_input,
     "bad configuration": expect_bad_configuration,
+    "webhooks: duplicated, reordered, dropped": expect_webhooks_followed,
 }
 
 

@@ -20,7 +20,7 @@ from reliability.rig import EndState, Rig
 from reliability.workload import PlacedObject, at_least_once, standard_objects, upload_all
 from wistia_emulator import Fault
 
-Kind = Literal["standard", "bad-input", "bad-config", "unservable", "hostile"]
+Kind = Literal["standard", "bad-input", "bad-config", "unservable", "hostile", "webhooks"]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
 LEASE_WAIT_LIMIT = 30.0
@@ -67,6 +67,12 @@ class Scenario:
     # Include the inputs that trip the bugs this suite found (off in the `make test` subset,
     # where each has its own test).
     known_gaps: bool = True
+    # Wistia's webhooks (kind "webhooks"): shares of events duplicated, held back behind later
+    # ones, never sent; and the status poller's request budget per run.
+    webhook_duplicate_share: float = 0.0
+    webhook_reorder_share: float = 0.0
+    webhook_drop_share: float = 0.0
+    poll_max_requests: int = 10
 
 
 @dataclass
@@ -211,6 +217,10 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.classes import run_hostile
 
         return run_hostile(aws, scenario, log_dir)
+    if scenario.kind == "webhooks":
+        from reliability.webhooks import run_webhooks
+
+        return run_webhooks(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 

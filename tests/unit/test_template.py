@@ -27,7 +27,7 @@ MANAGED = {
         ("AWSXRayDaemonWriteAccess", ""),
     ]
 }
-# Every AWS call the function makes, and nothing else.
+# Every AWS call the import function makes, and nothing else.
 CALLS_THE_CODE_MAKES = {
     "s3:GetObject",  # HEAD and the presigned GET
     "s3:GetObjectVersion",  # the same, for a versionId
@@ -37,6 +37,22 @@ CALLS_THE_CODE_MAKES = {
     "dynamodb:Query",  # the hashed-id index: is a media another object's already?
     "sqs:SendMessage",  # dead letters (and Lambda's on-failure destination)
     "secretsmanager:GetSecretValue",  # the token (and the signing credentials, when set)
+}
+# ... and the webhook receiver's and the status poller's.
+CALLS_BY_FUNCTION = {
+    "ImportFunction": CALLS_THE_CODE_MAKES,
+    "WebhookFunction": {
+        "dynamodb:Query",  # the hashed-id index: which record holds the event's media
+        "dynamodb:UpdateItem",  # the media's status, conditionally; FAILED for a failed media
+        "sqs:SendMessage",  # the dead letter of a failed media
+        "secretsmanager:GetSecretValue",  # the webhook's secret key
+    },
+    "PollerFunction": {
+        "dynamodb:Query",  # the pending-status index
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",  # the Wistia token (the Data API)
+    },
 }
 # What the pseudo parameters render as in these tests.
 PSEUDO = {
@@ -50,6 +66,14 @@ SIGNING_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wistia-si
 TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
 # What the function's EMF metrics are published as (see importer/service.py).
 EMF_METRICS = {
+    "MediaReady",
+    "MediaFailed",
+    "MediaTimeToReady",
+    "WebhookEventsApplied",
+    "WebhookRejected",
+    "StatusPollMediaChecked",
+    "StatusPollThrottled",
+    "StatusPollUnauthorized",
     "ImportsSubmitted",
     "ImportsFailed",
     "ImportsSkipped",
@@ -128,9 +152,16 @@ def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {logical: r for logical, r in resources.items() if r["Type"] == kind}
 
 
-def _allow_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
+def _allow_statements(
+    resources: dict[str, Any], function: str | None = None
+) -> list[dict[str, Any]]:
+    """The Allow statements of every role, or of `function`'s role only."""
+    roles = _of_type(resources, "AWS::IAM::Role")
+    if function is not None:
+        role = _function(resources, function)["Role"].strip("<>").removesuffix(".Arn")
+        roles = {role: roles[role]}
     statements = []
-    for role in _of_type(resources, "AWS::IAM::Role").values():
+    for role in roles.values():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 if statement["Effect"] == "Allow":
@@ -142,10 +173,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _grants(resources: dict[str, Any]) -> dict[str, set[str]]:
-    """Every allowed action and the resources it is allowed on."""
+def _grants(resources: dict[str, Any], function: str | None = None) -> dict[str, set[str]]:
+    """Every allowed action and the resources it is allowed on (of `function`'s role)."""
     grants: dict[str, set[str]] = {}
-    for statement in _allow_statements(resources):
+    for statement in _allow_statements(resources, function):
         for action in _as_list(statement["Action"]):
             grants.setdefault(action, set()).update(_as_list(statement["Resource"]))
     return grants
@@ -179,13 +210,25 @@ def test_no_wildcard_actions_or_resources(parameters: dict[str, str]) -> None:
             assert not str(resource).endswith(":*"), statement
 
 
+@pytest.mark.parametrize("function", CALLS_BY_FUNCTION)
 @pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
-def test_the_role_allows_exactly_what_the_code_calls(parameters: dict[str, str]) -> None:
-    assert set(_grants(deployed(**parameters)["Resources"])) == CALLS_THE_CODE_MAKES
+def test_each_role_allows_exactly_what_its_code_calls(
+    parameters: dict[str, str], function: str
+) -> None:
+    resources = deployed(**parameters)["Resources"]
+
+    assert set(_grants(resources, function)) == CALLS_BY_FUNCTION[function]
+
+
+def test_every_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
+    roles = [_function(resources, function)["Role"] for function in CALLS_BY_FUNCTION]
+
+    assert len(set(roles)) == len(roles)
+    assert set(_of_type(resources, "AWS::Lambda::Function")) == set(CALLS_BY_FUNCTION)
 
 
 def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, Any]) -> None:
-    assert _grants(resources) == {
+    assert _grants(resources, "ImportFunction") == {
         "s3:GetObject": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:GetObjectVersion": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
@@ -197,8 +240,30 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
     }
 
 
+def test_the_webhook_receiver_reads_its_key_and_writes_only_the_records_and_dead_letters(
+    resources: dict[str, Any],
+) -> None:
+    assert _grants(resources, "WebhookFunction") == {
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
+        "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
+        "secretsmanager:GetSecretValue": {"<WistiaWebhookSecret>"},
+    }
+
+
+def test_the_poller_queries_only_the_pending_index_and_reads_only_the_token(
+    resources: dict[str, Any],
+) -> None:
+    assert _grants(resources, "PollerFunction") == {
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch"},
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
+        "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
+        "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
+    }
+
+
 def test_an_existing_bucket_is_the_only_bucket_the_function_reads() -> None:
-    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"])
+    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"], "ImportFunction")
 
     assert grants["s3:GetObject"] == {"arn:aws:s3:::their-media/*"}
     assert grants["s3:ListBucket"] == {"arn:aws:s3:::their-media"}
@@ -208,9 +273,10 @@ def test_the_signing_secret_is_readable_only_when_configured() -> None:
     default = deployed()["Resources"]
     signing = deployed(SigningCredentialsSecretArn=SIGNING_SECRET)["Resources"]
 
-    assert _grants(default)["secretsmanager:GetSecretValue"] == {"<WistiaTokenSecret>"}
+    token = {"<WistiaTokenSecret>"}
+    assert _grants(default, "ImportFunction")["secretsmanager:GetSecretValue"] == token
     assert "SIGNING_CREDENTIALS_SECRET" not in _function(default)["Environment"]["Variables"]
-    assert _grants(signing)["secretsmanager:GetSecretValue"] == {
+    assert _grants(signing, "ImportFunction")["secretsmanager:GetSecretValue"] == {
         "<WistiaTokenSecret>",
         SIGNING_SECRET,
     }
@@ -222,7 +288,11 @@ def test_only_eventbridge_may_invoke_through_its_rule_and_send_it_dead_letters(
     resources: dict[str, Any],
 ) -> None:
     permissions = _of_type(resources, "AWS::Lambda::Permission").values()
-    by_principal = {p["Properties"]["Principal"]: p["Properties"] for p in permissions}
+    by_principal = {
+        p["Properties"]["Principal"]: p["Properties"]
+        for p in permissions
+        if p["Properties"]["FunctionName"] == "<ImportFunction>"
+    }
     [policy] = _of_type(resources, "AWS::SQS::QueuePolicy").values()
     allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -299,11 +369,19 @@ def test_wistia_settings_reach_the_function_only_when_set() -> None:
 
 
 def test_failed_async_invocations_land_in_the_dead_letter_queue(resources: dict[str, Any]) -> None:
-    [config] = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
-    props = config["Properties"]
+    props = resources["ImportFunctionEventInvokeConfig"]["Properties"]
 
     assert props["MaximumRetryAttempts"] == 2
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == "<DeadLetterQueue.Arn>"
+
+
+def test_a_failed_poller_run_is_not_retried_the_next_scheduled_run_does_the_work(
+    resources: dict[str, Any],
+) -> None:
+    props = resources["PollerFunctionEventInvokeConfig"]["Properties"]
+
+    assert props["FunctionName"] == "<PollerFunction>"
+    assert props["MaximumRetryAttempts"] == 0
 
 
 # --- where the events come from --------------------------------------------------------------
@@ -567,8 +645,7 @@ def test_the_created_token_secret_holds_the_placeholder_the_function_recognises(
     from s3_to_wistia.adapters.secrets import PLACEHOLDER_TOKEN, token_from_secret
     from s3_to_wistia.errors import PermanentError
 
-    [secret] = _of_type(resources, "AWS::SecretsManager::Secret").values()
-    initial = secret["Properties"]["SecretString"]
+    initial = resources["WistiaTokenSecret"]["Properties"]["SecretString"]
 
     with pytest.raises(PermanentError, match="paste your Wistia API token into it"):
         token_from_secret(initial, "the-secret")

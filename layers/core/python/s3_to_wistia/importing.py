@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from s3_to_wistia.config import Settings
-from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
+from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, RecordFields
 from s3_to_wistia.errors import (
     AlreadyHandled,
     ClaimedElsewhere,
@@ -66,6 +66,7 @@ from s3_to_wistia.rules import (
     project_for,
     skip_reason_for_key,
     skip_reason_for_size,
+    storable,
     storable_answer,
     unfetchable_key_reason,
     unservable_reason,
@@ -378,17 +379,23 @@ class Importer:
     ) -> Outcome:
         media = decision.media
         hashed_id = str(media["hashed_id"])
+        submitted_at = iso_now()
         fields = RecordFields(
             wistia_hashed_id=hashed_id,
             wistia_media_id=media.get("id"),
             wistia_response=media,
             source_url=without_query(presigned.url),
             url_expires_at=iso(presigned.expires_at),
-            submitted_at=iso_now(),
+            submitted_at=submitted_at,
             attempts=tries.count,
             unanswered_submits=tries.unanswered,
             recovered_lost_answer=True if decision.recovered else None,
             version_pinned=obj.version_id is not None,
+            # Awaiting the media's final status from now on (webhooks, else the poller); the
+            # event is kept so a media Wistia fails can be redriven as it came.
+            media_watch=MEDIA_WATCHING,
+            media_checked_at=submitted_at,
+            source_event=storable(obj.source_event),
         )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +20,26 @@ from botocore.config import Config
 from s3_to_wistia.adapters.dead_letters import DeadLetters
 from s3_to_wistia.adapters.http import bounded_pool
 from s3_to_wistia.adapters.records import Records
-from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
+from s3_to_wistia.adapters.secrets import (
+    SecretReader,
+    SigningKeys,
+    TokenSource,
+    WebhookKeySource,
+)
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
-from s3_to_wistia.config import Settings
+from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
 from s3_to_wistia.importing import Importer
-from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink
+from s3_to_wistia.media_status import StatusUpdater
+from s3_to_wistia.polling import RunAllowance, StatusPoller
+from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RequestBudget
+from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records handled at once.
 POOL_SIZE = 10
+# The medias of one webhook POST (or of one poller request) are applied at once, this many
+# at a time (Wistia batches events; each media costs an index query and a conditional write).
+WEBHOOK_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,91 @@ def build_import_function(
         log=log,
     )
     return ImportFunction(importer, dead_letters)
+
+
+def build_webhook_receiver(
+    settings: WebhookSettings, log: Log, metrics: MetricSink
+) -> WebhookReceiver:
+    """The receiver: DynamoDB at cold start (every POST writes), Secrets Manager on the
+    first POST, SQS on the first failed media."""
+    session = boto3.session.Session(region_name=settings.aws_region)
+    aws_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=WEBHOOK_WORKERS,
+    )
+    records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
+    metrics = LockedMetrics(metrics)
+    updater = StatusUpdater(
+        records=records,
+        dead_letters=DeadLetters(
+            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
+        ),
+        metrics=metrics,
+        log=log,
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
+    )
+    secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    return WebhookReceiver(
+        secret=WebhookKeySource(settings.webhook_secret_id, settings.secret_cache_seconds, secrets),
+        updater=updater,
+        metrics=metrics,
+        log=log,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+@dataclass(frozen=True)
+class PollFunction:
+    """What the poller's handler runs: the poller, and a request budget for each run."""
+
+    poller: StatusPoller
+    max_requests: int
+
+    def budget(self) -> RequestBudget:
+        # The poller's own allowance; the deployment's shared budget can take its place.
+        return RunAllowance(self.max_requests)
+
+
+def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
+    session = boto3.session.Session(region_name=settings.aws_region)
+    aws_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=WEBHOOK_WORKERS,
+    )
+    metrics = LockedMetrics(metrics)
+    records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
+    wistia = WistiaClient(
+        bounded_pool(maxsize=2, block=False),
+        settings.api_url,
+        urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
+        api_url=settings.api_url,
+    )
+    updater = StatusUpdater(
+        records=records,
+        dead_letters=DeadLetters(
+            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
+        ),
+        metrics=metrics,
+        log=log,
+        # Each run applies up to 100 readings a request: at once, as the receiver does.
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
+    )
+    secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    poller = StatusPoller(
+        records=records,
+        wistia=wistia,
+        tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
+        updater=updater,
+        metrics=metrics,
+        log=log,
+        poll_after_seconds=settings.poll_after_seconds,
+        max_requests=settings.max_requests,
+    )
+    return PollFunction(poller, settings.max_requests)
 
 
 class LockedMetrics:

@@ -4,6 +4,11 @@ The record is also the claim that makes imports happen once: a conditional write
 a new record IN_PROGRESS for one invocation only, so a duplicate or concurrent delivery
 of the same object version never reaches Wistia a second time. Unlike a TTL'd
 idempotency store, the guard never expires.
+
+It also follows the media's processing at Wistia: found by hashed id (by-wistia-hashed-id),
+each status written only when newer than the one held (one conditional write), and while a
+final status is awaited the record is in the sparse index by-media-watch (partition
+`media_watch`, present only then; sort `media_checked_at`), which the poller queries.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3_to_wistia.contracts import ImportRecord, RecordFields
+from s3_to_wistia.contracts import (
+    MEDIA_FAILED_REASON,
+    MEDIA_WATCHING,
+    PREVIOUS_MEDIA_ATTRIBUTES,
+    ImportRecord,
+    MediaStatusChange,
+    RecordFields,
+    StatusWrite,
+)
 from s3_to_wistia.errors import AlreadyHandled, ClaimedElsewhere, RetryableError
-from s3_to_wistia.model import Claim, ObjectRef, Status
+from s3_to_wistia.model import Claim, ObjectRef, PendingMedia, RecordKey, Status
 from s3_to_wistia.times import iso_now
 
 RETRYABLE_CODES = frozenset(
@@ -32,6 +45,10 @@ RETRYABLE_CODES = frozenset(
     }
 )
 MEDIA_INDEX = "by-wistia-hashed-id"
+PENDING_INDEX = "by-media-watch"
+# What a released dead letter's due time becomes: before any lease, so taken at once.
+RELEASED = "1970-01-01T00:00:00.000Z"
+QUERY_PAGE = 500
 FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
 # What an import wrote about its outcome: `reopen_settled` clears it for the next one.
 FORGOTTEN_ON_REOPEN = (
@@ -135,15 +152,19 @@ class Records:
         )
 
     def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: RecordFields) -> None:
-        """Close the claim with the final status and what we learned."""
+        """Close the claim with the final status and what we learned. A new media starts its
+        processing status afresh: what the record said of the one before goes."""
         values = {**fields.attributes(), "status": status.value, "updated_at": iso_now()}
         names = {f"#f{i}": name for i, name in enumerate(values)}
         sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
+        removed = ["claim_id", "lease_expires_at"]
+        if fields.wistia_hashed_id is not None:
+            removed += PREVIOUS_MEDIA_ATTRIBUTES
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=record_key(obj),
-                UpdateExpression=f"SET {sets} REMOVE claim_id, lease_expires_at",
+                UpdateExpression=f"SET {sets} REMOVE {', '.join(removed)}",
                 ConditionExpression="claim_id = :claim",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
@@ -257,6 +278,155 @@ class Records:
             _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=iso_now()),
         )
 
+    # --- the media's processing at Wistia ------------------------------------------------
+
+    def records_of_media(self, hashed_id: str) -> list[RecordKey]:
+        answer = self._call(
+            "look up a media's record",
+            self._db.query,
+            IndexName=MEDIA_INDEX,
+            KeyConditionExpression="wistia_hashed_id = :h",
+            ExpressionAttributeValues={":h": {"S": hashed_id}},
+            Limit=10,
+        )
+        return [_record_key(item) for item in answer.get("Items", [])]
+
+    def apply_media_status(
+        self, key: RecordKey, hashed_id: str, change: MediaStatusChange
+    ) -> StatusWrite:
+        update, names, values = _status_update(change)
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=update,
+                # Still this media's record, and the change newer than the status it holds.
+                ConditionExpression=(
+                    "attribute_exists(object_uri) AND wistia_hashed_id = :hashed "
+                    "AND (attribute_not_exists(media_event) OR media_event < :order)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(hashed=hashed_id, order=change.order, **values),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _classified(error, "write the media's status") from error
+            return StatusWrite(False, _holding(error.response.get("Item"), hashed_id))
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return StatusWrite(True, _holding(answer.get("Attributes"), hashed_id))
+
+    def claim_media_failure(
+        self, key: RecordKey, hashed_id: str, now: str, stale_before: str
+    ) -> ImportRecord | None:
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=(
+                    "SET #status = :failed, #error = :reason, media_dead_letter_due = :now, "
+                    "updated_at = :now"
+                ),
+                ConditionExpression=(
+                    "wistia_hashed_id = :hashed AND media_status = :media_failed "
+                    "AND attribute_exists(media_watch) AND (#status = :submitted "
+                    "OR (#status = :failed AND media_dead_letter_due < :stale))"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues=_values(
+                    failed=Status.FAILED.value,
+                    submitted=Status.SUBMITTED.value,
+                    reason=MEDIA_FAILED_REASON,
+                    now=now,
+                    stale=stale_before,
+                    hashed=hashed_id,
+                    media_failed="failed",
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return None  # dead-lettered already, or being sent by another caller
+            raise _classified(error, "mark the import record FAILED") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return ImportRecord.from_attributes(_plain(answer["Attributes"]))
+
+    def settle_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        self._media_transition(
+            key,
+            "REMOVE media_watch, media_dead_letter_due",
+            "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
+            _values(claimed=claimed_at, hashed=hashed_id),
+        )
+
+    def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        self._media_transition(
+            key,
+            "SET media_dead_letter_due = :released",
+            "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
+            _values(claimed=claimed_at, hashed=hashed_id, released=RELEASED),
+        )
+
+    def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
+        found: list[PendingMedia] = []
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            page = {"ExclusiveStartKey": start} if start else {}
+            answer = self._call(
+                "list the records awaiting their media's status",
+                self._db.query,
+                IndexName=PENDING_INDEX,
+                KeyConditionExpression="media_watch = :watching AND media_checked_at < :cutoff",
+                ExpressionAttributeValues=_values(watching=MEDIA_WATCHING, cutoff=checked_before),
+                ScanIndexForward=True,
+                Limit=min(QUERY_PAGE, limit - len(found)),
+                **page,
+            )
+            for item in answer.get("Items", []):
+                plain = _plain(item)
+                if plain.get("wistia_hashed_id"):
+                    found.append(
+                        PendingMedia(
+                            key=_record_key(item),
+                            hashed_id=str(plain["wistia_hashed_id"]),
+                            media_status=plain.get("media_status"),
+                            checked_at=str(plain.get("media_checked_at", "")),
+                        )
+                    )
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found[:limit]
+
+    def _media_transition(
+        self, key: RecordKey, update: str, condition: str, values: dict[str, Any]
+    ) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return  # another caller took the failure over after its lease: theirs now
+            raise _classified(error, "update the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+    def _call(self, doing: str, operation: Any, **arguments: Any) -> Any:
+        try:
+            return operation(TableName=self._table, **arguments)
+        except ClientError as error:
+            raise _classified(error, doing) from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB could not {doing}: {error}") from error
+
     def _transition(
         self,
         obj: ObjectRef,
@@ -300,6 +470,42 @@ class Records:
             raise _classified(error, "write the import record") from error
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+
+def _status_update(change: MediaStatusChange) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The update expression writing `change`, its attribute names and values."""
+    sets = {**change.sets(), "updated_at": change.checked_at}
+    first = change.sets_if_absent()
+    removes = change.removes()
+    names = {f"#s{i}": name for i, name in enumerate(sets)}
+    names |= {f"#a{i}": name for i, name in enumerate(first)}
+    names |= {f"#r{i}": name for i, name in enumerate(removes)}
+    values = {f"s{i}": value for i, value in enumerate(sets.values())}
+    values |= {f"a{i}": value for i, value in enumerate(first.values())}
+    assignments = [f"#s{i} = :s{i}" for i in range(len(sets))]
+    assignments += [f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(first))]
+    update = "SET " + ", ".join(assignments)
+    if removes:
+        update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    return update, names, values
+
+
+def _dynamodb_key(key: RecordKey) -> dict[str, Any]:
+    return {"object_uri": {"S": key.object_uri}, "object_version": {"S": key.object_version}}
+
+
+def _record_key(item: dict[str, Any]) -> RecordKey:
+    return RecordKey(item["object_uri"]["S"], item["object_version"]["S"])
+
+
+def _holding(item: dict[str, Any] | None, hashed_id: str) -> ImportRecord | None:
+    """The record as read, if it (still) holds this media."""
+    if not item:
+        return None
+    plain = _plain(item)
+    if plain.get("wistia_hashed_id") != hashed_id:
+        return None
+    return ImportRecord.from_attributes(plain)
 
 
 def _epoch(seconds: float) -> Decimal:

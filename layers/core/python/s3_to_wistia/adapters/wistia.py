@@ -86,6 +86,14 @@ class WistiaClient:
         creating anything."""
         return self._call("POST", self._upload_url, {}, token, deadline)
 
+    def medias_by_hashed_ids(
+        self, hashed_ids: list[str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Given medias (at most 100) in one page of the Data API's media list."""
+        query = [("hashed_ids[]", hashed_id) for hashed_id in hashed_ids]
+        query.append(("per_page", "100"))
+        return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
+
     def _call(
         self,
         method: str,
