@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 IMPORT_FUNCTION = "ImportFunction"
+MEDIA_BUCKET = "MediaBucket"
 _names = itertools.count(1)
 
 
@@ -67,6 +68,8 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
     # Every function's environment variables, by logical id.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The physical name (or URL, ARN) of every resource created, by logical id.
+    resources: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -113,8 +116,9 @@ def provision(
     environment = environments[IMPORT_FUNCTION]
     by_type = {r["Type"]: logical for logical, r in template["Resources"].items()}
     existing = values.get("ExistingBucketName", "")
-    if "AWS::S3::Bucket" in by_type:
-        bucket = physical[by_type["AWS::S3::Bucket"]]
+    # The media bucket by its name: the template has other buckets (backfill reports).
+    if MEDIA_BUCKET in physical:
+        bucket = physical[MEDIA_BUCKET]
     elif existing:
         bucket = _existing_bucket(existing)
     else:
@@ -127,6 +131,7 @@ def provision(
         function_environment=environment,
         parameters=values,
         environments=environments,
+        resources=physical,
     )
 
 

@@ -24,7 +24,15 @@ from s3_to_wistia.errors import (
     RetryableError,
     WistiaUnreachable,
 )
-from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from s3_to_wistia.model import (
+    Claim,
+    ImportOptions,
+    ObjectInfo,
+    ObjectRef,
+    Outcome,
+    PresignedUrl,
+    Status,
+)
 from s3_to_wistia.policy import (
     Accepted,
     AttemptResult,
@@ -75,6 +83,7 @@ from s3_to_wistia.times import iso, iso_now, iso_precise
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
+NO_OPTIONS = ImportOptions()
 
 
 @dataclass
@@ -91,7 +100,9 @@ class Importer:
     sleep: Callable[[float], None] = time.sleep
     random_fraction: Callable[[], float] = field(default=random.random)
 
-    def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
+    def import_object(
+        self, obj: ObjectRef, deadline: float, options: ImportOptions = NO_OPTIONS
+    ) -> Outcome:
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
             obj.size
         )
@@ -103,7 +114,9 @@ class Importer:
         except AlreadyHandled as done:
             self.log.info("duplicate delivery ignored", record_status=done.status)
             self._count("DuplicateDeliveries")
-            return Outcome(Status(done.status), obj, "already handled by an earlier delivery")
+            return Outcome(
+                Status(done.status), obj, "already handled by an earlier delivery", earlier=True
+            )
         except ClaimedElsewhere:
             # Not an error: S3 delivers at least once. The invocation holding the claim
             # finishes the object, or its own event comes back once its lease has ended.
@@ -111,7 +124,7 @@ class Importer:
             self._count("DuplicateDeliveries")
             return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
         try:
-            prepared = self._prepare(obj, claim)
+            prepared = self._prepare(obj, claim, options)
         except Exception as error:
             self._release_unexpected(obj, claim, error, claim.earlier_attempts)
             raise
@@ -121,7 +134,7 @@ class Importer:
         return self._submit(obj, claim, form, presigned, deadline)
 
     def _prepare(
-        self, obj: ObjectRef, claim: Claim
+        self, obj: ObjectRef, claim: Claim, options: ImportOptions
     ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
         """Everything before the submission: can Wistia fetch this object at all? The form
         and the URL when it can, else how the object ended."""
@@ -141,7 +154,7 @@ class Importer:
             fields = RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts)
             self.records.release(obj, claim, fields)
             raise
-        return self._form(obj, info, presigned.url), presigned
+        return self._form(obj, info, presigned.url, options), presigned
 
     def _servable(self, obj: ObjectRef) -> ObjectInfo:
         """What S3 says of the object, once sure S3 would serve it through a URL at all."""
@@ -314,7 +327,9 @@ class Importer:
         )
         raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
-    def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
+    def _form(
+        self, obj: ObjectRef, info: ObjectInfo, url: str, options: ImportOptions
+    ) -> dict[str, str]:
         meta = info.metadata
         name = media_name(
             obj.key,
@@ -324,9 +339,10 @@ class Importer:
         )
         form = {"url": url, "name": name}
         description = meta.get("wistia-description")
+        # The object's own metadata first, then what the caller (a backfill job) asks.
         project_id = project_for(
             obj.key,
-            meta.get("wistia-project-id"),
+            meta.get("wistia-project-id") or options.project_id,
             self.settings.project_map,
             self.settings.project_id,
         )
@@ -336,6 +352,8 @@ class Importer:
             form["project_id"] = project_id
         if self.settings.contact_id is not None:
             form["contact_id"] = str(self.settings.contact_id)
+        if options.low_priority:
+            form["low_priority"] = "true"  # Wistia's hint for bulk uploads and migrations
         return form
 
     def _submitted(

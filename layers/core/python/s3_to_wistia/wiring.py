@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -22,8 +22,10 @@ from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
+from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
 from s3_to_wistia.config import Settings
 from s3_to_wistia.importing import Importer
+from s3_to_wistia.pacing import Pace, PacedWistia
 from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink
 
 # Enough connections for a full SQS batch of 10 records handled at once.
@@ -88,6 +90,20 @@ def build_import_function(settings: Settings, log: Log, metrics: MetricSink) -> 
         log=log,
     )
     return ImportFunction(importer, dead_letters)
+
+
+def build_backfill_function(
+    settings: Settings, backfill: BackfillSettings, log: Log, metrics: MetricSink
+) -> ImportFunction:
+    """The import function's Importer for S3 Batch Operations tasks: one attempt per
+    invocation (S3 redrives a TemporaryFailure itself), every Wistia call taking its turn
+    at the backfill's share of the account's rate."""
+    function = build_import_function(
+        replace(settings, max_attempts=BACKFILL_MAX_ATTEMPTS), log, metrics
+    )
+    importer = function.importer
+    paced = PacedWistia(importer.wistia, Pace(backfill.pace_interval))
+    return replace(function, importer=replace(importer, wistia=paced))
 
 
 class LockedMetrics:
