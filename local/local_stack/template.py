@@ -79,6 +79,14 @@ class Stack:
             "WISTIA_API_URL": wistia_url,
         }
 
+    def environment_of(self, logical_id: str, wistia_url: str) -> dict[str, str]:
+        """Another function's environment (e.g. BackfillFunction's), Wistia as above."""
+        return {
+            **self.environments[logical_id],
+            "WISTIA_UPLOAD_URL": wistia_url,
+            "WISTIA_API_URL": wistia_url,
+        }
+
 
 def provision(
     token: str,

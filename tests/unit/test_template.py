@@ -536,7 +536,9 @@ def test_kms_keys_are_decryptable_only_when_named_and_only_through_s3() -> None:
 
     assert "kms:Decrypt" not in _grants(default)
     [statement] = [
-        s for s in _allow_statements(with_keys, "ImportFunctionRole") if s["Action"] == "kms:Decrypt"
+        s
+        for s in _allow_statements(with_keys, "ImportFunctionRole")
+        if s["Action"] == "kms:Decrypt"
     ]
     assert statement["Resource"] == KMS_KEY
     assert statement["Condition"] == {
