@@ -72,10 +72,11 @@ def put(
     size: int = 1000,
     etag: str = '"etag"',
     version: str | None = None,
-    **meta: str,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """An object as a HEAD describes it (ETag quoted, as S3 sends it)."""
-    w.objects.objects[key] = ObjectInfo(size, "video/mp4", meta, etag=etag, version_id=version)
+    info = ObjectInfo(size, "video/mp4", metadata or {}, etag=etag, version_id=version)
+    w.objects.objects[key] = info
 
 
 def backfill(w: World, key: str, **options: Any) -> tuple[str, str]:
@@ -390,7 +391,7 @@ def test_schema_1_backfills_are_low_priority_too() -> None:
 def test_the_jobs_project_is_used_unless_the_object_names_its_own() -> None:
     w = backfill_world()
     put(w, "job.mp4")
-    put(w, "own.mp4", **{"wistia-project-id": "own-project"})
+    put(w, "own.mp4", metadata={"wistia-project-id": "own-project"})
 
     backfill(w, "job.mp4", arguments={"project_id": " job-project "})
     backfill(w, "own.mp4", arguments={"project_id": "job-project"})
