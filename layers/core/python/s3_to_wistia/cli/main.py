@@ -19,7 +19,11 @@ from s3_to_wistia.cli.errors import FAILED, INTERRUPTED, OK, explain
 from s3_to_wistia.cli.output import PROG, Output
 
 # Each registers its command on import, in this order in `s3-to-wistia --help`.
-SUBCOMMANDS = ("s3_to_wistia.cli.upload",)
+SUBCOMMANDS = (
+    "s3_to_wistia.cli.upload",
+    "s3_to_wistia.cli.backfill",
+    "s3_to_wistia.cli.reconcile",
+)
 DEBUG_ENV = "S3_TO_WISTIA_DEBUG"
 
 

@@ -107,7 +107,52 @@ API_URL = Resource(
     default="https://api.wistia.com/",
     url=True,
 )
-RESOURCES = (BUCKET, FUNCTION, TABLE, QUEUE_URL, TOKEN_SECRET, UPLOAD_URL, API_URL)
+BACKFILL_FUNCTION = Resource(
+    "backfill_function",
+    "--backfill-function",
+    "ARN",
+    "the function S3 Batch Operations invokes for a backfill",
+    "BackfillFunctionArn",
+    "S3_TO_WISTIA_BACKFILL_FUNCTION",
+)
+BACKFILL_ROLE = Resource(
+    "backfill_role",
+    "--backfill-role",
+    "ARN",
+    "the IAM role backfill jobs run with",
+    "BackfillRoleArn",
+    "S3_TO_WISTIA_BACKFILL_ROLE",
+)
+REPORTS_BUCKET = Resource(
+    "reports_bucket",
+    "--reports-bucket",
+    "NAME",
+    "the bucket for backfill manifests and completion reports",
+    "BackfillReportsBucket",
+    "S3_TO_WISTIA_REPORTS_BUCKET",
+)
+BACKFILL_RATE = Resource(
+    "backfill_rate",
+    "--backfill-rate",
+    "N",
+    "the backfill's share of the account's Wistia requests a minute",
+    "BackfillRequestsPerMinute",
+    "BACKFILL_REQUESTS_PER_MINUTE",
+    default="240",
+)
+RESOURCES = (
+    BUCKET,
+    FUNCTION,
+    TABLE,
+    QUEUE_URL,
+    TOKEN_SECRET,
+    UPLOAD_URL,
+    API_URL,
+    BACKFILL_FUNCTION,
+    BACKFILL_ROLE,
+    REPORTS_BUCKET,
+    BACKFILL_RATE,
+)
 
 
 @dataclass(frozen=True)

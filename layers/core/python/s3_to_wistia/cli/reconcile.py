@@ -1,0 +1,364 @@
+"""`s3-to-wistia reconcile --bucket B [--prefix P] [--fix]`: the bucket, the import records and
+Wistia side by side, every object in one state, and with --fix a backfill of what is missing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import click
+
+from s3_to_wistia.adapters.records import Records
+from s3_to_wistia.adapters.wistia import MAX_LOOKUP_IDS, WistiaClient
+from s3_to_wistia.cli.app import command
+from s3_to_wistia.cli.backfill import (
+    NEEDS,
+    backfill_rate,
+    job_document,
+    job_exit_code,
+    job_options,
+    show_job,
+    survey,
+)
+from s3_to_wistia.cli.errors import FAILED, OK, CliError
+from s3_to_wistia.cli.inventory import JobPlan, Listed, Selection, confirm_size, start_job
+from s3_to_wistia.cli.output import Output
+from s3_to_wistia.cli.resources import BUCKET, TABLE, Target
+from s3_to_wistia.contracts import ImportRecord
+from s3_to_wistia.rules import parse_retry_after
+
+DEFAULT_RATE = 100  # Data API requests a minute: reconcile is the least urgent caller
+DEFAULT_BUDGET = 1000  # requests: 100,000 medias
+LONGEST_WAIT = 60.0  # the longest Retry-After honoured before giving up the rest
+
+
+class State(Enum):
+    READY = "ready"
+    PROCESSING = "processing"
+    FAILED_AT_WISTIA = "failed at Wistia"
+    MISSING_AT_WISTIA = "missing at Wistia"
+    NOT_CHECKED = "not checked at Wistia"
+    SKIPPED = "skipped"
+    DEAD_LETTERED = "dead-lettered"
+    UNFINISHED = "unfinished"
+    IMPORTING_NOW = "being imported now"
+    NEVER_SEEN = "never seen"
+
+
+ADVICE = {
+    State.READY: "nothing: imported and processed",
+    State.PROCESSING: "nothing: Wistia is still processing them",
+    State.FAILED_AT_WISTIA: "--fix imports them again, with fresh URLs",
+    State.MISSING_AT_WISTIA: "deleted in Wistia? import again by hand if that was a mistake",
+    State.NOT_CHECKED: "run again with a larger --max-requests, or a token that may read",
+    State.SKIPPED: "nothing: the record says why",
+    State.DEAD_LETTERED: "fix the cause in the dead letter, then s3-to-wistia redrive",
+    State.UNFINISHED: "--fix imports them (a retry that never came back)",
+    State.IMPORTING_NOW: "nothing: an invocation holds them right now",
+    State.NEVER_SEEN: "--fix (or s3-to-wistia backfill) imports them",
+}
+SETTLED = frozenset({State.READY, State.PROCESSING, State.SKIPPED, State.IMPORTING_NOW})
+FIXED_BY_BACKFILL = frozenset({State.NEVER_SEEN, State.UNFINISHED})
+FOR_A_PERSON = frozenset({State.DEAD_LETTERED, State.MISSING_AT_WISTIA, State.NOT_CHECKED})
+
+
+@dataclass(frozen=True)
+class Row:
+    obj: Listed
+    record: ImportRecord | None
+    state: State
+    wistia_status: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "key": self.obj.key,
+            "version": self.obj.version,
+            "state": self.state.value,
+            "record_status": record.status if record else None,
+            "wistia_hashed_id": record.wistia_hashed_id if record else None,
+            "wistia_status": self.wistia_status,
+            "detail": detail(self),
+        }
+
+
+def detail(row: Row) -> str:
+    record = row.record
+    if record is None:
+        return "no import record"
+    if row.state in (State.SKIPPED, State.DEAD_LETTERED, State.UNFINISHED):
+        return record.error or record.status
+    return record.wistia_hashed_id or record.status
+
+
+@dataclass
+class Lookup:
+    """What Wistia's Data API said of the medias the records name."""
+
+    statuses: dict[str, str]  # hashed id -> status, for every media found
+    asked: set[str]  # the hashed ids looked up (found or not)
+    requests: int = 0
+    throttled: int = 0
+    note: str = ""
+
+
+def look_up(
+    wistia: WistiaClient,
+    token: str,
+    hashed_ids: Sequence[str],
+    budget: int,
+    rate: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Lookup:
+    """Each media's status, 100 a request at `rate` requests a minute, at most `budget`
+    requests; 429 and 503 wait out Retry-After (up to a minute) and count as requests."""
+    lookup = Lookup({}, set())
+    interval = 60.0 / rate
+    batches = [
+        hashed_ids[i : i + MAX_LOOKUP_IDS] for i in range(0, len(hashed_ids), MAX_LOOKUP_IDS)
+    ]
+    last = 0.0
+    for batch in batches:
+        while True:
+            if lookup.requests >= budget:
+                lookup.note = f"the request budget (--max-requests {budget}) ran out"
+                return lookup
+            sleep(max(0.0, last + interval - time.monotonic()))
+            last = time.monotonic()
+            answer = wistia.medias_by_hashed_id(list(batch), token)
+            lookup.requests += 1
+            if answer.status in (429, 503):
+                lookup.throttled += 1
+                wait = parse_retry_after(answer.retry_after, time.time()) or interval
+                if wait > LONGEST_WAIT:
+                    lookup.note = f"Wistia asked to wait {wait:.0f} s; the rest is not checked"
+                    return lookup
+                sleep(wait)
+                continue
+            break
+        if answer.status == 401:
+            lookup.note = (
+                "Wistia refused the token on the Data API (401: an upload-only token?), so "
+                "Wistia's side is not checked"
+            )
+            return lookup
+        if answer.status != 200:
+            raise CliError(
+                f"Wistia's Data API answered {answer.status} to a media lookup: try again"
+            )
+        for media in json.loads(answer.body or b"[]"):
+            lookup.statuses[str(media.get("hashed_id"))] = str(media.get("status"))
+        lookup.asked.update(batch)
+    return lookup
+
+
+def classify(obj: Listed, record: ImportRecord | None, lookup: Lookup, now: float) -> Row:
+    if record is None:
+        return Row(obj, None, State.NEVER_SEEN)
+    if record.status == "SKIPPED":
+        return Row(obj, record, State.SKIPPED)
+    if record.status == "FAILED":
+        return Row(obj, record, State.DEAD_LETTERED)
+    if record.status == "IN_PROGRESS" and float(record.lease_expires_at or 0) > now:
+        return Row(obj, record, State.IMPORTING_NOW)
+    if record.status != "SUBMITTED" or not record.wistia_hashed_id:
+        return Row(obj, record, State.UNFINISHED)
+    hashed_id = record.wistia_hashed_id
+    if hashed_id not in lookup.asked:
+        return Row(obj, record, State.NOT_CHECKED)
+    status = lookup.statuses.get(hashed_id)
+    if status is None:
+        return Row(obj, record, State.MISSING_AT_WISTIA)
+    state = {"ready": State.READY, "failed": State.FAILED_AT_WISTIA}.get(status, State.PROCESSING)
+    return Row(obj, record, state, status)
+
+
+@command(
+    "reconcile",
+    needs=NEEDS,
+    json_output=True,
+    short_help="The bucket, the records and Wistia side by side; --fix backfills what is missing.",
+)
+@click.option("--prefix", default="", metavar="PREFIX", help="only keys that start with this")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="start a backfill of the objects never seen or left unfinished, and import again "
+    "those Wistia failed to process",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(1),
+    default=DEFAULT_BUDGET,
+    show_default=True,
+    metavar="N",
+    help="the most Data API requests to make (each looks up 100 medias)",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(1),
+    default=DEFAULT_RATE,
+    show_default=True,
+    metavar="PER_MINUTE",
+    help="Data API requests a minute (the account's 600 are shared with the functions)",
+)
+@click.option(
+    "--show",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="objects listed for each state that needs looking at (--json lists them all)",
+)
+@job_options
+def reconcile(
+    target: Target,
+    out: Output,
+    prefix: str,
+    fix: bool,
+    max_requests: int,
+    rate: int,
+    show: int,
+    confirm_above: int,
+    yes: bool,
+) -> int:
+    """Compare the bucket with the import records and with Wistia (the Data API, 100 medias a
+    request, inside --max-requests at --rate), and put every object (its current version) in
+    one state: ready, processing, failed at Wistia, missing at Wistia, skipped, dead-lettered,
+    unfinished, being imported now, never seen (or not checked, when the budget or the token
+    stopped the lookups). A table of counts with what to do, and the objects that need
+    looking at; --json for everything.
+
+    --fix starts a backfill job (a CSV manifest of exactly those objects) of the objects
+    never seen or left unfinished, and of those Wistia failed to process: their records are
+    reopened first, so the backfill imports them again with fresh URLs. Dead-lettered objects
+    are left to `s3-to-wistia redrive`, once their cause is fixed.
+
+    Exit code 0 when nothing needs looking at (with --fix: nothing that --fix cannot start),
+    1 otherwise.
+    """
+    selection = Selection(bucket=target.value(BUCKET), prefix=prefix)
+    listed, records = survey(target, out, selection)
+    submitted = sorted(
+        {
+            r.wistia_hashed_id
+            for r in records.values()
+            if r.status == "SUBMITTED" and r.wistia_hashed_id
+        }
+    )
+    lookup = Lookup({}, set())
+    if submitted:
+        out.note(f"Looking up {len(submitted):,} medias in Wistia ({rate} requests a minute)...")
+        lookup = look_up(target.wistia(), target.wistia_token(), submitted, max_requests, rate)
+        if lookup.note:
+            out.warn(lookup.note)
+    now = time.time()
+    rows = [classify(o, records.get(o.identity), lookup, now) for o in listed]
+    counts = Counter(row.state for row in rows)
+    document: dict[str, Any] = {
+        "bucket": selection.bucket,
+        "prefix": prefix,
+        "objects": len(rows),
+        "records": sum(1 for row in rows if row.record is not None),
+        "wistia_requests": lookup.requests,
+        "wistia_throttled": lookup.throttled,
+        "request_budget": max_requests,
+        "counts": {state.value: counts.get(state, 0) for state in State},
+        "items": [row.as_json() for row in rows],
+        "fix": None,
+    }
+    show_states(out, selection, rows, counts, lookup, max_requests, show)
+    if not fix:
+        out.result(document)
+        return OK if set(counts) <= SETTLED else FAILED
+    code = start_fix(target, out, selection, rows, confirm_above, yes, document)
+    out.result(document)
+    return code
+
+
+def show_states(
+    out: Output,
+    selection: Selection,
+    rows: list[Row],
+    counts: Counter[State],
+    lookup: Lookup,
+    budget: int,
+    show: int,
+) -> None:
+    out.say(
+        f"{selection.where}: {len(rows):,} objects, "
+        f"{sum(1 for row in rows if row.record):,} import records, {lookup.requests} Wistia "
+        f"requests (budget {budget})"
+    )
+    out.table(
+        ("state", "objects", "what to do"),
+        [(state.value, f"{counts[state]:,}", ADVICE[state]) for state in State if counts[state]],
+    )
+    for state in State:
+        if state in SETTLED or not counts[state] or not show:
+            continue
+        shown = [row for row in rows if row.state is state][:show]
+        more = counts[state] - len(shown)
+        out.say(f"\n{state.value}{f' (first {len(shown)} of {counts[state]:,})' if more else ''}:")
+        out.table(
+            ("object key", "version", "detail"),
+            [(row.obj.key, row.obj.version, detail(row)) for row in shown],
+        )
+
+
+def start_fix(
+    target: Target,
+    out: Output,
+    selection: Selection,
+    rows: list[Row],
+    confirm_above: int,
+    yes: bool,
+    document: dict[str, Any],
+) -> int:
+    """Reopen what Wistia failed to process, then backfill it with what was never seen."""
+    again = [row for row in rows if row.state is State.FAILED_AT_WISTIA]
+    missing = [row.obj for row in rows if row.state in FIXED_BY_BACKFILL]
+    # What needs a person, whatever --fix does: a cause to fix, a deletion to judge, a look.
+    left = [row for row in rows if row.state in FOR_A_PERSON]
+    if not missing and not again:
+        out.say("\nNothing for --fix to start.")
+        document["fix"] = {"reimported": 0, "backfilled": 0, "job": None}
+        return FAILED if left else OK
+    confirm_size(out, len(missing) + len(again), confirm_above, yes, "reconcile --fix")
+    records = Records(target.client("dynamodb"), target.value(TABLE))
+    reopened = [
+        row.obj
+        for row in again
+        if row.record
+        and row.record.wistia_hashed_id
+        and records.reopen_for_reimport(row.obj.ref, row.record.wistia_hashed_id)
+    ]
+    plan = JobPlan(
+        selection=selection,
+        objects=[*missing, *reopened],
+        project_id=None,
+        low_priority=True,
+        description=f"s3-to-wistia reconcile --fix of {selection.where}",
+    )
+    job = start_job(target, out, plan)
+    rate = backfill_rate(target)
+    todo = len(plan.objects or [])
+    summary = {
+        "bucket": selection.bucket,
+        "listed": todo,
+        "already_done": 0,
+        "to_import": todo,
+        "rate_per_minute": rate,
+        "estimated_seconds": round(todo * 60 / rate),
+        "job": job_document(target, job),
+    }
+    out.say(f"\n--fix: {len(reopened):,} reopened to import again, {len(missing):,} to backfill")
+    show_job(out, job, summary)
+    document["fix"] = {"reimported": len(reopened), "backfilled": len(missing), **summary}
+    code = job_exit_code(job)
+    return FAILED if left else code
