@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
 from s3_to_wistia.adapters.records import Records
-from s3_to_wistia.adapters.wistia import MAX_LOOKUP_IDS, WistiaClient
+from s3_to_wistia.adapters.wistia import MAX_LOOKUP_IDS
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.backfill import (
     NEEDS,
@@ -30,6 +30,7 @@ from s3_to_wistia.cli.inventory import JobPlan, Listed, Selection, confirm_size,
 from s3_to_wistia.cli.output import Output
 from s3_to_wistia.cli.resources import BUCKET, TABLE, Target
 from s3_to_wistia.contracts import ImportRecord
+from s3_to_wistia.model import WistiaAnswer
 from s3_to_wistia.rules import parse_retry_after
 
 DEFAULT_RATE = 100  # Data API requests a minute: reconcile is the least urgent caller
@@ -107,8 +108,16 @@ class Lookup:
     note: str = ""
 
 
+class MediaLookup(Protocol):
+    """The Data API's batch lookup (WistiaClient.medias_by_hashed_id)."""
+
+    def medias_by_hashed_id(
+        self, hashed_ids: list[str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
+
+
 def look_up(
-    wistia: WistiaClient,
+    wistia: MediaLookup,
     token: str,
     hashed_ids: Sequence[str],
     budget: int,
