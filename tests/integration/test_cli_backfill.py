@@ -18,8 +18,8 @@ import pytest
 
 from local_stack.aws import LocalAws, patched_environ
 from local_stack.batch_control import BatchOperations
-from local_stack.batch_operations import RunnerSettings
-from local_stack.batch_report import read_completion_report
+from local_stack.batch_operations import GeneratedManifest, LambdaInvoke, RunnerSettings, run_job
+from local_stack.batch_report import CompletionReport, read_completion_report
 from local_stack.events import s3_notification, upload
 from local_stack.functions import ExecutionEnvironments
 from local_stack.harness import CapturedLogger, LambdaContext, make_importer, record_of
@@ -463,3 +463,52 @@ def test_reconcile_fix_with_nothing_to_do_starts_nothing(
     assert run.json()["fix"] == {"reimported": 0, "backfilled": 0, "job": None}
     record = record_of(stack.table_name, stack.bucket, "a.mp4", run.json()["items"][0]["version"])
     assert record is not None and record["status"] == "SUBMITTED"
+
+
+def test_retry_failed_runs_an_earlier_jobs_failed_tasks_again_and_only_those(
+    stack: Stack, wistia_emulator: WistiaEmulator, local_stack_variables: dict[str, str], cli: Any
+) -> None:
+    # Given a finished job whose report says one task failed (its invocation crashed)
+    for key in ("ok.mp4", "crashed here.mp4"):
+        upload(stack.bucket, key, MEDIA)
+
+    def crashes_on_one(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        [task] = event["tasks"]
+        if task["s3Key"] == "crashed%20here.mp4":
+            raise SystemExit("the execution environment died")
+        return {
+            "invocationSchemaVersion": event["invocationSchemaVersion"],
+            "treatMissingKeysAs": "PermanentFailure",
+            "invocationId": event["invocationId"],
+            "results": [{"taskId": task["taskId"], "resultCode": "Succeeded", "resultString": ""}],
+        }
+
+    reports = stack.resources["BackfillReportsBucket"]
+    first = run_job(
+        crashes_on_one,
+        LambdaInvoke(FUNCTION_ARN, "2.0"),
+        GeneratedManifest(stack.bucket),
+        CompletionReport(reports, "reports"),
+        RunnerSettings(concurrency=1),
+    )
+    assert (first.succeeded, first.failed) == (1, 1)
+
+    # When the operator runs its failed tasks again
+    run = cli("backfill", "--local", "--retry-failed", first.job_id, "--json")
+
+    # Then only the crashed one ran, and it is imported
+    assert run.code == 0, run.err
+    document = run.json()
+    assert (document["listed"], document["to_import"]) == (1, 1)
+    assert document["job"]["result"]["results"] == {"submitted": 1}
+    assert media_names(wistia_emulator) == {"crashed here.mp4": 1}
+
+
+def test_retry_failed_of_a_job_without_a_report_says_so(
+    local_stack_variables: dict[str, str], cli: Any
+) -> None:
+    run = cli("backfill", "--local", "--retry-failed", "no-such-job")
+
+    assert run.code == 1
+    assert "no completion report" in run.error_lines[0]
+    assert cli("backfill", "--local", "--retry-failed", "j", "--prefix", "a/").code == 2

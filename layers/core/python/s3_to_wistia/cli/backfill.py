@@ -19,6 +19,7 @@ from s3_to_wistia.cli.inventory import (
     Selection,
     confirm_size,
     duration,
+    failed_tasks,
     follow_instructions,
     is_done,
     is_versioned,
@@ -120,6 +121,12 @@ def job_options(function: Any) -> Any:
     is_flag=True,
     help="leave out Wistia's low_priority hint (sent by default: Wistia asks it of bulk imports)",
 )
+@click.option(
+    "--retry-failed",
+    metavar="JOB_ID",
+    help="instead of listing the bucket, run again the failed tasks of an earlier backfill "
+    "job (from its completion report): after a crash, an outage or a fixed cause",
+)
 @job_options
 def backfill(
     target: Target,
@@ -131,6 +138,7 @@ def backfill(
     manifest: str,
     project: str | None,
     normal_priority: bool,
+    retry_failed: str | None,
     confirm_above: int,
     yes: bool,
 ) -> int:
@@ -158,7 +166,18 @@ def backfill(
     )
     if project is not None and not project.strip():
         raise UsageProblem("--project needs a project's hashed id (or leave it out)")
-    listed, records = survey(target, out, selection)
+    if retry_failed is not None:
+        if prefix or suffixes or created_before or dry_run:
+            raise UsageProblem(
+                "--retry-failed runs an earlier job's failed tasks again: it takes no "
+                "--prefix, --suffix, --created-before or --dry-run"
+            )
+        manifest = "csv"  # exactly those objects
+        listed = failed_tasks(target, retry_failed.strip())
+        # Every failed task runs again: one that was done meanwhile says so at once.
+        records: dict[tuple[str, str], ImportRecord] = {}
+    else:
+        listed, records = survey(target, out, selection)
     todo = [o for o in listed if not is_done(records.get(o.identity))]
     rate = backfill_rate(target)
     document: dict[str, Any] = {

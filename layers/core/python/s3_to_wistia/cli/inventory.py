@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.errors import CliError, UsageProblem
@@ -484,3 +484,30 @@ def report_counts(target: Target, job: CreatedJob) -> dict[str, int]:
         for row in csv.reader(io.StringIO(text.decode("utf-8"), newline="")):
             counts[result_kind(row[6])] += 1
     return dict(counts.most_common())
+
+
+def failed_tasks(target: Target, job_id: str) -> list[Listed]:
+    """The objects of an earlier job's failed tasks, from its completion report (in the
+    reports bucket, reports/job-<id>/): what to run again once the cause is gone."""
+    from botocore.exceptions import ClientError
+
+    s3 = target.client("s3")
+    bucket = target.value(REPORTS_BUCKET)
+    key = f"{REPORT_PREFIX}/job-{job_id}/manifest.json"
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as error:
+        raise CliError(
+            f"no completion report s3://{bucket}/{key}: is job {job_id} finished, and was it "
+            "a backfill of this stack? (S3 writes the report when the job ends)"
+        ) from error
+    objects: list[Listed] = []
+    now = datetime.now(UTC)
+    for result in manifest.get("Results", []):
+        if result.get("TaskExecutionStatus") != "failed":
+            continue
+        text = s3.get_object(Bucket=result["Bucket"], Key=result["Key"])["Body"].read()
+        for row in csv.reader(io.StringIO(text.decode("utf-8"), newline="")):
+            # Bucket, Key (URL-encoded, as in the manifest), VersionId, ...
+            objects.append(Listed(row[0], unquote(row[1]), row[2] or None, "", 0, now))
+    return objects
