@@ -7,10 +7,11 @@ the environment variables set at that moment.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -75,7 +76,9 @@ class ExecutionEnvironments:
     (SystemExit, or a test's stand-in for a crash) takes its environment with it: Lambda starts
     a fresh one for the next invocation. Lambda's environments are processes; these are modules
     in one process, so the one thing they would share, Powertools' per-process metric set, is
-    guarded by one lock across them.
+    guarded by one lock across them; and the service models botocore parses (the same files
+    in every environment, some 15 MiB of dictionaries each) are parsed once for all of them,
+    so a job runner's memory does not grow by a copy of them per environment.
 
         environments = ExecutionEnvironments("BackfillFunction", limit=4)
         run_job(environments, ...)   # any handler(event, context) caller
@@ -93,6 +96,8 @@ class ExecutionEnvironments:
         self.logical_id = logical_id
         self.limit = limit
         self._template = template
+        # Read once: parsing template.yaml per invocation would cost more than the function.
+        self._attribute = function_code(logical_id, template).attribute
         self._on_cold_start = on_cold_start
         self._free: list[ModuleType] = []
         self._busy = 0
@@ -114,10 +119,6 @@ class ExecutionEnvironments:
             raise
         finally:
             self._give_back(module, crashed)
-
-    @property
-    def _attribute(self) -> str:
-        return function_code(self.logical_id, self._template).attribute
 
     def modules(self) -> list[ModuleType]:
         """The warm environments' modules (for tests that look inside)."""
@@ -150,7 +151,7 @@ class ExecutionEnvironments:
 
     def _cold_start(self) -> ModuleType:
         # Imports are not safe to interleave: one environment starts at a time.
-        with self._loading:
+        with self._loading, _one_botocore_loader():
             handler = load_handler(self.logical_id, self._template)
             module = sys.modules[handler.__module__]
             self.cold_starts += 1
@@ -173,3 +174,26 @@ def _locked(method: Callable[..., Any], lock: threading.Lock) -> Callable[..., A
             return method(*args, **kwargs)
 
     return call
+
+
+_loaders: dict[str | None, Any] = {}
+
+
+@contextlib.contextmanager
+def _one_botocore_loader() -> Iterator[None]:
+    """Sessions created in the block share one botocore Loader (its parsed models) per data
+    path. A session makes its loader when its first client is made, at the cold start."""
+    import botocore.session
+
+    create_loader = botocore.session.create_loader
+
+    def shared(search_path: str | None = None) -> Any:
+        if search_path not in _loaders:
+            _loaders[search_path] = create_loader(search_path)
+        return _loaders[search_path]
+
+    botocore.session.create_loader = shared
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = create_loader
