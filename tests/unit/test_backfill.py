@@ -424,7 +424,7 @@ def test_unusable_user_arguments_fail_the_task_for_good_before_anything_is_impor
 
 def test_the_pace_spaces_calls_one_interval_apart_and_never_waits_past_a_deadline() -> None:
     clock = Clock()
-    pace = Pace(0.5, clock=clock, sleep=clock.sleep)
+    pace = Pace(0.5, burst=1, clock=clock, sleep=clock.sleep)
 
     pace.wait()
     pace.wait()
@@ -436,10 +436,23 @@ def test_the_pace_spaces_calls_one_interval_apart_and_never_waits_past_a_deadlin
     assert clock.slept == [0.5, 0.5]
 
 
+def test_a_turn_not_taken_may_be_taken_late_but_never_more_than_the_burst() -> None:
+    clock = Clock()
+    pace = Pace(1.0, burst=2, clock=clock, sleep=clock.sleep)
+    pace.wait()
+
+    clock.now += 10  # ten seconds without a Wistia call (tasks already done, say)
+    for _ in range(4):
+        pace.wait()
+
+    # Two at once (the turn that was due, and one made up), then one a second again
+    assert clock.slept == [1.0, 1.0]
+
+
 def test_a_paced_backfill_that_cannot_have_its_turn_in_time_is_a_temporary_failure() -> None:
     w = backfill_world()
     put(w, "a.mp4")
-    pace = Pace(120.0, clock=w.clock, sleep=w.clock.sleep)
+    pace = Pace(120.0, burst=1, clock=w.clock, sleep=w.clock.sleep)
     pace.wait()  # another invocation of this environment just took the turn
     w.importer.wistia = PacedWistia(w.wistia, pace)
 

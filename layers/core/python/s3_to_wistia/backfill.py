@@ -42,7 +42,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event impor
 from s3_to_wistia.config import ConfigError
 from s3_to_wistia.errors import ObjectGone, PermanentError, RetryableError, UnsupportedEvent
 from s3_to_wistia.importing import Importer
-from s3_to_wistia.model import ImportOptions, ObjectRef, Outcome, Status
+from s3_to_wistia.model import ImportOptions, ObjectInfo, ObjectRef, Outcome, Status
 from s3_to_wistia.ports import Log, ObjectStore
 from s3_to_wistia.redact import redact
 from s3_to_wistia.rules import bounded
@@ -168,7 +168,14 @@ def key_candidates(raw_key: str) -> list[str]:
     return list(dict.fromkeys([unquote_plus(raw_key), unquote(raw_key), raw_key]))
 
 
-def identify(task: Task, storage: ObjectStore) -> ObjectRef | None:
+@dataclass(frozen=True)
+class Identified:
+    obj: ObjectRef
+    # What the HEAD said, when it described this very version (the Importer need not ask).
+    described: ObjectInfo | None = None
+
+
+def identify(task: Task, storage: ObjectStore) -> Identified | None:
     """The object the task names, identified as an event identifies it (its versionId, else
     its ETag), or None when no such object is in the bucket any more. An object S3 will not
     even describe (an SSE-C object, a forbidden one) goes on to the Importer as named, which
@@ -181,15 +188,17 @@ def identify(task: Task, storage: ObjectStore) -> ObjectRef | None:
         except ObjectGone:
             continue
         except PermanentError:
-            return _with_source(task, named)
+            return Identified(_with_source(task, named))
         version = task.version_id or _real_version(info.version_id)
         etag = None if version else (info.etag or "").strip().strip('"') or None
-        return _with_source(task, ObjectRef(task.bucket, key, version, etag, info.size, {}))
+        obj = ObjectRef(task.bucket, key, version, etag, info.size, {})
+        # A HEAD by version asks what the Importer would ask; by key alone it does not pin
+        # the bytes, so the Importer asks again, by ETag.
+        return Identified(_with_source(task, obj), info if task.version_id else None)
     if task.version_id:
         # Its identity is known: the Importer records it SKIPPED, as for a late event.
-        return _with_source(
-            task, ObjectRef(task.bucket, candidates[0], task.version_id, None, None, {})
-        )
+        named = ObjectRef(task.bucket, candidates[0], task.version_id, None, None, {})
+        return Identified(_with_source(task, named))
     return None
 
 
@@ -240,14 +249,15 @@ def run_task(task: Task, importer: Importer, log: Log, deadline: float) -> tuple
     """Import the task's object; the result code and string to answer S3 with."""
     try:
         options = job_options(task.user_arguments)
-        obj = identify(task, importer.storage)
-        if obj is None:
+        found = identify(task, importer.storage)
+        if found is None:
             log.info("object no longer in the bucket: nothing to import")
             return SUCCEEDED, (
                 "SKIPPED: no such object in the bucket (deleted since the manifest was made?)"
             )
+        obj = found.obj
         log.thread_safe_append_keys(object_key=obj.key, object_version=obj.version)
-        return task_result(importer.import_object(obj, deadline, options))
+        return task_result(importer.import_object(obj, deadline, options, found.described))
     except InvalidJob as error:
         log.error("the job's userArguments are unusable", reason=str(error))
         return PERMANENT_FAILURE, str(error)

@@ -101,8 +101,14 @@ class Importer:
     random_fraction: Callable[[], float] = field(default=random.random)
 
     def import_object(
-        self, obj: ObjectRef, deadline: float, options: ImportOptions = NO_OPTIONS
+        self,
+        obj: ObjectRef,
+        deadline: float,
+        options: ImportOptions = NO_OPTIONS,
+        described: ObjectInfo | None = None,
     ) -> Outcome:
+        """Import one object version. `described`: what a HEAD of this very version said a
+        moment ago (a backfill asks before it can name the object), so it is not asked again."""
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
             obj.size
         )
@@ -124,7 +130,7 @@ class Importer:
             self._count("DuplicateDeliveries")
             return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
         try:
-            prepared = self._prepare(obj, claim, options)
+            prepared = self._prepare(obj, claim, options, described)
         except Exception as error:
             self._release_unexpected(obj, claim, error, claim.earlier_attempts)
             raise
@@ -134,12 +140,12 @@ class Importer:
         return self._submit(obj, claim, form, presigned, deadline)
 
     def _prepare(
-        self, obj: ObjectRef, claim: Claim, options: ImportOptions
+        self, obj: ObjectRef, claim: Claim, options: ImportOptions, described: ObjectInfo | None
     ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
         """Everything before the submission: can Wistia fetch this object at all? The form
         and the URL when it can, else how the object ended."""
         try:
-            info = self._servable(obj)
+            info = self._servable(obj, described)
             skip = skip_reason_for_size(info.size)
             if skip:
                 return self._finish_skipped(obj, claim, skip)
@@ -156,12 +162,12 @@ class Importer:
             raise
         return self._form(obj, info, presigned.url, options), presigned
 
-    def _servable(self, obj: ObjectRef) -> ObjectInfo:
+    def _servable(self, obj: ObjectRef, described: ObjectInfo | None = None) -> ObjectInfo:
         """What S3 says of the object, once sure S3 would serve it through a URL at all."""
         reason = unfetchable_key_reason(obj.key)
         if reason:
             raise PermanentError(reason)
-        info = self.storage.head(obj)
+        info = described or self.storage.head(obj)
         reason = unservable_reason(info)
         if reason:
             raise PermanentError(reason)

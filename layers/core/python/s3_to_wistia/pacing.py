@@ -27,17 +27,25 @@ from s3_to_wistia.ports import WistiaApi
 
 
 class Pace:
-    """At most one turn every `interval` seconds; 0 lets every call through at once."""
+    """One turn every `interval` seconds on average; 0 lets every call through at once.
+
+    A turn not taken in its time (the invocation had no Wistia call to make, or was slow) may
+    be taken late: up to `burst` turns back to back, never more (the generic cell rate
+    algorithm). So the rate holds over any stretch of time, and `burst - 1` turns at most are
+    made up at once: N environments together exceed R a minute by at most N x (burst - 1)
+    requests in any window."""
 
     def __init__(
         self,
         interval: float,
+        burst: int = 2,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if interval < 0:
-            raise ValueError("a pace's interval cannot be negative")
+        if interval < 0 or burst < 1:
+            raise ValueError("a pace needs an interval of 0 or more and a burst of 1 or more")
         self.interval = interval
+        self._slack = (burst - 1) * interval
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
@@ -50,7 +58,7 @@ class Pace:
             return
         with self._lock:
             now = self._clock()
-            turn = max(now, self._next)
+            turn = max(now - self._slack, self._next)
             if deadline is not None and turn > deadline:
                 raise RetryableError(
                     "no turn to call Wistia before the invocation's deadline (the function "
