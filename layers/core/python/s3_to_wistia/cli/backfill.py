@@ -218,13 +218,17 @@ def backfill(
     return job_exit_code(job)
 
 
+def list_selected(target: Target, out: Output, selection: Selection) -> list[Listed]:
+    out.note(f"Listing {selection.where}...")
+    s3 = target.client("s3")
+    return list(list_objects(s3, selection, is_versioned(s3, selection.bucket)))
+
+
 def survey(
     target: Target, out: Output, selection: Selection
 ) -> tuple[list[Listed], dict[tuple[str, str], ImportRecord]]:
     """The selected objects and the records they have."""
-    out.note(f"Listing {selection.where} and reading its import records...")
-    s3 = target.client("s3")
-    listed = list(list_objects(s3, selection, is_versioned(s3, selection.bucket)))
+    listed = list_selected(target, out, selection)
     return listed, records_of(target, listed)
 
 

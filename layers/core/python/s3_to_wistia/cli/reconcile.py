@@ -4,9 +4,11 @@ Wistia side by side, every object in one state, and with --fix a backfill of wha
 from __future__ import annotations
 
 import json
+import queue
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -22,8 +24,8 @@ from s3_to_wistia.cli.backfill import (
     job_document,
     job_exit_code,
     job_options,
+    list_selected,
     show_job,
-    survey,
 )
 from s3_to_wistia.cli.errors import FAILED, OK, CliError
 from s3_to_wistia.cli.inventory import JobPlan, Listed, Selection, confirm_size, start_job
@@ -36,6 +38,7 @@ from s3_to_wistia.rules import parse_retry_after
 DEFAULT_RATE = 100  # Data API requests a minute: reconcile is the least urgent caller
 DEFAULT_BUDGET = 1000  # requests: 100,000 medias
 LONGEST_WAIT = 60.0  # the longest Retry-After honoured before giving up the rest
+RECORDS_AT_A_TIME = 1000
 
 
 class State(Enum):
@@ -116,23 +119,33 @@ class MediaLookup(Protocol):
     ) -> WistiaAnswer: ...
 
 
+def batches(hashed_ids: Iterable[str]) -> Iterator[list[str]]:
+    """Up to 100 ids at a time, as they come."""
+    batch: list[str] = []
+    for hashed_id in hashed_ids:
+        batch.append(hashed_id)
+        if len(batch) == MAX_LOOKUP_IDS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def look_up(
     wistia: MediaLookup,
     token: str,
-    hashed_ids: Sequence[str],
+    hashed_ids: Iterable[str],
     budget: int,
     rate: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Lookup:
     """Each media's status, 100 a request at `rate` requests a minute, at most `budget`
-    requests; 429 and 503 wait out Retry-After (up to a minute) and count as requests."""
+    requests; 429 and 503 wait out Retry-After (up to a minute) and count as requests.
+    `hashed_ids` may arrive while the lookups go on (the records are still being read)."""
     lookup = Lookup({}, set())
     interval = 60.0 / rate
-    batches = [
-        hashed_ids[i : i + MAX_LOOKUP_IDS] for i in range(0, len(hashed_ids), MAX_LOOKUP_IDS)
-    ]
     last = 0.0
-    for batch in batches:
+    for batch in batches(hashed_ids):
         while True:
             if lookup.requests >= budget:
                 lookup.note = f"the request budget (--max-requests {budget}) ran out"
@@ -252,20 +265,10 @@ def reconcile(
     1 otherwise.
     """
     selection = Selection(bucket=target.value(BUCKET), prefix=prefix)
-    listed, records = survey(target, out, selection)
-    submitted = sorted(
-        {
-            r.wistia_hashed_id
-            for r in records.values()
-            if r.status == "SUBMITTED" and r.wistia_hashed_id
-        }
-    )
-    lookup = Lookup({}, set())
-    if submitted:
-        out.note(f"Looking up {len(submitted):,} medias in Wistia ({rate} requests a minute)...")
-        lookup = look_up(target.wistia(), target.wistia_token(), submitted, max_requests, rate)
-        if lookup.note:
-            out.warn(lookup.note)
+    listed = list_selected(target, out, selection)
+    records, lookup = read_records_and_look_up(target, out, listed, max_requests, rate)
+    if lookup.note:
+        out.warn(lookup.note)
     now = time.time()
     rows = [classify(o, records.get(o.identity), lookup, now) for o in listed]
     counts = Counter(row.state for row in rows)
@@ -288,6 +291,38 @@ def reconcile(
     code = start_fix(target, out, selection, rows, confirm_above, yes, document)
     out.result(document)
     return code
+
+
+def read_records_and_look_up(
+    target: Target, out: Output, listed: Sequence[Listed], budget: int, rate: int
+) -> tuple[dict[tuple[str, str], ImportRecord], Lookup]:
+    """The records, a thousand objects at a time, and their medias at Wistia, looked up as
+    the records come in: the lookups' pace hides the reading of the table."""
+    wistia, token = target.wistia(), target.wistia_token()
+    store = Records(target.client("dynamodb"), target.value(TABLE))
+    records: dict[tuple[str, str], ImportRecord] = {}
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def hashed_ids() -> Iterator[str]:
+        while (hashed_id := found.get()) is not None:
+            yield hashed_id
+
+    out.note(f"Reading the records and looking their medias up in Wistia ({rate} a minute)...")
+    with ThreadPoolExecutor(1, thread_name_prefix="wistia-lookups") as pool:
+        lookups = pool.submit(look_up, wistia, token, hashed_ids(), budget, rate)
+        seen: set[str] = set()
+        try:
+            for start in range(0, len(listed), RECORDS_AT_A_TIME):
+                chunk = listed[start : start + RECORDS_AT_A_TIME]
+                for identity, record in store.get_many([o.ref for o in chunk]).items():
+                    records[identity] = record
+                    hashed_id = record.wistia_hashed_id
+                    if record.status == "SUBMITTED" and hashed_id and hashed_id not in seen:
+                        seen.add(hashed_id)
+                        found.put(hashed_id)
+        finally:
+            found.put(None)
+        return records, lookups.result()
 
 
 def show_states(
