@@ -74,7 +74,7 @@ run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + 
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md (ARGS=--quick)
 	PYTHONPATH=tests $(PY) -m bench $(ARGS)
 
-reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min; ARGS=--quick)
+reliability: $(VENV)/.installed ## Fault-injection suite at volume + a 10,000-object backfill; writes tests/reliability/RESULTS.md (~25 min; ARGS=--quick, or --only backfill)
 	PYTHONPATH=tests $(PY) -m reliability $(ARGS)
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
