@@ -85,8 +85,20 @@ class _ListingCopies:
         return copy.deepcopy(value, memo)
 
 
+class _ListedKey(s3_models.FakeKey):
+    """A FakeKey's attributes for a listing: it shares the stored body and so must never
+    dispose of it (a FakeKey closes its body when it is garbage-collected)."""
+
+    def dispose(self, garbage: bool = False) -> None:
+        pass
+
+    def __del__(self) -> None:
+        pass
+
+
 def _attributes_only(item: Any) -> Any:
-    clone = object.__new__(type(item))
+    kind = _ListedKey if isinstance(item, s3_models.FakeKey) else type(item)
+    clone = object.__new__(kind)
     clone.__dict__.update(item.__dict__)
     return clone
 
