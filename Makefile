@@ -78,7 +78,7 @@ bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor
 	PYTHONPATH=tests $(PY) -m bench $(ARGS)
 	PYTHONPATH=tests $(PY) -m figures
 
-reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min; ARGS=--quick)
+reliability: $(VENV)/.installed ## Fault-injection suite at volume + a 10,000-object backfill; writes tests/reliability/RESULTS.md (~25 min; ARGS=--quick, or --only backfill)
 	PYTHONPATH=tests $(PY) -m reliability $(ARGS)
 	PYTHONPATH=tests $(PY) -m figures
 

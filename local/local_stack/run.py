@@ -63,6 +63,14 @@ from local_stack.report import (
     wait_for_media_statuses,
     wait_for_processing,
 )
+from local_stack.run_backfill import (
+    Existing,
+    backfill_existing,
+    describe_existing,
+    existing_objects,
+    show_backfill_verdict,
+    upload_existing,
+)
 from local_stack.samples import Sample, builtin_samples
 from local_stack.template import Stack, function_setting, load_template, provision
 from s3_to_wistia.cli.local import (
@@ -168,12 +176,15 @@ def run(source: Path | None) -> int:
     keys = [key for key, _ in uploads]
     # The samples fill the account so that exactly the last one is over the limit.
     video_limit = sum(s.importable for s in samples) - 1 if samples else None
+    # With the samples, a few objects are in the bucket before the function is wired up:
+    # a backfill brings them in once the events are done.
+    existing = existing_objects() if samples else []
 
     with ExitStack() as cleanup:
         cleanup.enter_context(server_logs_to(SERVERS_LOG))
         console = Console(cleanup.enter_context(function_output_to(FUNCTION_LOG)))
         cleanup.enter_context(temp_files_in(RUN_DIR / "tmp"))
-        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys)
+        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys, existing=existing)
         # Described while it runs, so the CLI's --local can reach it; gone when it stops.
         description = described(pipeline, "make run")
         write_description(RUN_DIR, description)
@@ -183,7 +194,28 @@ def run(source: Path | None) -> int:
         else:
             console.line(f"\nUploading {len(uploads)} files from {source}:")
             missing = upload_and_wait(pipeline, uploads, {})
-        return report_outcome(pipeline, keys, samples, missing, description)
+        code = report_outcome(pipeline, keys, samples, missing, description)
+        if existing:
+            code = max(code, backfill(pipeline, existing, keys, video_limit))
+        return code
+
+
+def backfill(
+    pipeline: Pipeline, existing: list[Existing], handled: list[str], video_limit: int | None
+) -> int:
+    """The objects from before the wiring, brought in by a backfill job (run_backfill.py)."""
+    assert pipeline.emulator is not None
+    problems = backfill_existing(
+        pipeline.console,
+        pipeline.stack,
+        pipeline.emulator,
+        pipeline.wistia,
+        existing,
+        handled,
+        video_limit,
+    )
+    show_backfill_verdict(pipeline.console, problems, existing, handled)
+    return 1 if problems else 0
 
 
 @dataclass(frozen=True)
@@ -209,10 +241,11 @@ def start_pipeline(
     video_limit: int | None,
     keys: list[str],
     folder: Path = RUN_DIR,
+    existing: Sequence[Existing] = (),
 ) -> Pipeline:
-    """Start moto and the emulator, provision the template, and subscribe the function to the
-    bucket; everything started is stopped by `cleanup`, last started first. The emulator
-    keeps what it fetches under `folder`."""
+    """Start moto and the emulator, provision the template, put the `existing` objects in the
+    bucket, and only then subscribe the function to it; everything started is stopped by
+    `cleanup`, last started first. The emulator keeps what it fetches under `folder`."""
     aws = LocalAws().start()
     cleanup.callback(aws.stop)
     cleanup.enter_context(lambda_like_environment(aws.environment()))
@@ -221,6 +254,7 @@ def start_pipeline(
 
     template = load_template()
     stack = provision(token=TOKEN, template=template, secrets={"WistiaWebhookSecret": WEBHOOK_KEY})
+    upload_existing(stack.bucket, existing)
     delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
@@ -257,6 +291,8 @@ def start_pipeline(
     )
     cleanup.callback(pump.start().stop)
     describe_stack(console, aws, emulator, stack, video_limit, webhooks)
+    if existing:
+        describe_existing(console, existing)
     return Pipeline(
         console,
         stack,

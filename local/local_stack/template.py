@@ -25,6 +25,7 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 IMPORT_FUNCTION = "ImportFunction"
 TOKEN_SECRET = "WistiaTokenSecret"
+MEDIA_BUCKET = "MediaBucket"
 _names = itertools.count(1)
 
 
@@ -70,11 +71,21 @@ class Stack:
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     # Every secret's ARN, by logical id (secret_id is the Wistia token's).
     secret_ids: dict[str, str] = field(default_factory=dict)
+    # The physical name (or URL, ARN) of every resource created, by logical id.
+    resources: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
         return {
             **self.function_environment,
+            "WISTIA_UPLOAD_URL": wistia_url,
+            "WISTIA_API_URL": wistia_url,
+        }
+
+    def environment_of(self, logical_id: str, wistia_url: str) -> dict[str, str]:
+        """Another function's environment (e.g. BackfillFunction's), Wistia as above."""
+        return {
+            **self.environments[logical_id],
             "WISTIA_UPLOAD_URL": wistia_url,
             "WISTIA_API_URL": wistia_url,
         }
@@ -119,8 +130,9 @@ def provision(
     environment = environments[IMPORT_FUNCTION]
     by_type = {r["Type"]: logical for logical, r in template["Resources"].items()}
     existing = values.get("ExistingBucketName", "")
-    if "AWS::S3::Bucket" in by_type:
-        bucket = physical[by_type["AWS::S3::Bucket"]]
+    # The media bucket by its name: the template has other buckets (backfill reports).
+    if MEDIA_BUCKET in physical:
+        bucket = physical[MEDIA_BUCKET]
     elif existing:
         bucket = _existing_bucket(existing)
     else:
@@ -138,6 +150,7 @@ def provision(
             for logical, resource in template["Resources"].items()
             if resource["Type"] == "AWS::SecretsManager::Secret"
         },
+        resources=physical,
     )
 
 

@@ -255,7 +255,7 @@ def test_the_webhook_secret_once_the_receiver_is_deployed(
     hooked = deploy(
         stack,
         wistia_emulator.url,
-        outputs={"WebhookUrl": url, "WebhookSecretArn": empty["ARN"]},
+        outputs={"WebhookUrl": url, "WistiaWebhookSecretArn": empty["ARN"]},
         notify=True,
     )
 

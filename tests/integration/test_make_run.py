@@ -110,6 +110,26 @@ def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) 
     assert "video limit" in reasons["One video too many.avi"]
     assert "Wistia could not process the media" in reasons["Not really a video.avi"]
     assert "OK: all 9 objects ended where they should." in output
+    # Then the objects put in the bucket before the function was wired up (never an event)
+    # came in through the backfill, each once, and the events' objects were left alone
+    assert "3 objects put in the bucket before the function was wired up" in output
+    backfilled = {row[0]: row for row in table_rows(output, "object from before")}
+    assert set(backfilled) == {
+        "earlier/Launch keynote 2019.avi",
+        "earlier/voice memos/Q1 stand-up.wav",
+        "earlier/notes from 2019.txt",
+    }
+    for key in ("earlier/Launch keynote 2019.avi", "earlier/voice memos/Q1 stand-up.wav"):
+        assert backfilled[key][1] == "succeeded"
+        assert re.fullmatch(
+            r"SUBMITTED: imported into Wistia as media [a-z0-9]{10}", backfilled[key][2]
+        )
+    assert backfilled["earlier/notes from 2019.txt"][2].startswith("SKIPPED: extension 'txt'")
+    assert "job Complete: 12 of 12 tasks succeeded, 0 failed" in output
+    assert (
+        "OK: the backfill imported 2 media from before and skipped 1, each once; the 9 objects "
+        "the events had handled were not imported again." in output
+    )
     # And the console stays readable: no request lines, no JSON logs, but where they went
     assert '"GET ' not in output and "HTTP/1.1" not in output
     assert '{"level"' not in output and '"_aws"' not in output

@@ -60,7 +60,9 @@ def import_all(
             bucket=obj.bucket, object_key=obj.key, object_version=obj.version
         )
         try:
-            outcome = importer.import_object(obj, deadline, not hand_back_in_progress)
+            outcome = importer.import_object(
+                obj, deadline, wait_for_holder=not hand_back_in_progress
+            )
             results.append(
                 {"object": obj.uri, "version": obj.version, "status": outcome.status.value}
             )

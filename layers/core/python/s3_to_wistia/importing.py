@@ -24,7 +24,15 @@ from s3_to_wistia.errors import (
     RetryableError,
     WistiaUnreachable,
 )
-from s3_to_wistia.model import Claim, ObjectInfo, ObjectRef, Outcome, PresignedUrl, Status
+from s3_to_wistia.model import (
+    Claim,
+    ImportOptions,
+    ObjectInfo,
+    ObjectRef,
+    Outcome,
+    PresignedUrl,
+    Status,
+)
 from s3_to_wistia.policy import (
     Accepted,
     AttemptResult,
@@ -79,6 +87,8 @@ FINISH_RESERVE_SECONDS = 2.0
 # How often a delivery that finds the claim held asks again (the last one repeats).
 HOLDER_POLL_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
+NO_OPTIONS = ImportOptions()
+
 
 @dataclass
 class Importer:
@@ -95,11 +105,18 @@ class Importer:
     random_fraction: Callable[[], float] = field(default=random.random)
 
     def import_object(
-        self, obj: ObjectRef, deadline: float, wait_for_holder: bool = True
+        self,
+        obj: ObjectRef,
+        deadline: float,
+        options: ImportOptions = NO_OPTIONS,
+        described: ObjectInfo | None = None,
+        wait_for_holder: bool = True,
     ) -> Outcome:
-        """Import one object version. Another delivery of it that holds the claim right now
-        is waited for (`wait_for_holder`): its record ends final, or its lease runs out and
-        this delivery takes over; without waiting, the outcome is IN_PROGRESS."""
+        """Import one object version. `described`: what a HEAD of this very version said a
+        moment ago (a backfill asks before it can name the object), so it is not asked again.
+        Another delivery of it that holds the claim right now is waited for
+        (`wait_for_holder`): its record ends final, or its lease runs out and this delivery
+        takes over; without waiting, the outcome is IN_PROGRESS."""
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
             obj.size
         )
@@ -110,7 +127,7 @@ class Importer:
         if isinstance(claim, Outcome):
             return claim
         try:
-            prepared = self._prepare(obj, claim)
+            prepared = self._prepare(obj, claim, options, described)
         except Exception as error:
             self._release_unexpected(obj, claim, error, claim.earlier_attempts)
             raise
@@ -137,7 +154,9 @@ class Importer:
                 self.log.info("duplicate delivery ignored", record_status=done.status)
                 if not waited:
                     self._count("DuplicateDeliveries")
-                return Outcome(Status(done.status), obj, "already handled by another delivery")
+                return Outcome(
+                    Status(done.status), obj, "already handled by another delivery", earlier=True
+                )
             except ClaimedElsewhere:
                 if not waited:
                     self._count("DuplicateDeliveries")
@@ -153,12 +172,12 @@ class Importer:
                 self.sleep(pause)
 
     def _prepare(
-        self, obj: ObjectRef, claim: Claim
+        self, obj: ObjectRef, claim: Claim, options: ImportOptions, described: ObjectInfo | None
     ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
         """Everything before the submission: can Wistia fetch this object at all? The form
         and the URL when it can, else how the object ended."""
         try:
-            info = self._servable(obj)
+            info = self._servable(obj, described)
             skip = skip_reason_for_size(info.size)
             if skip:
                 return self._finish_skipped(obj, claim, skip)
@@ -173,14 +192,14 @@ class Importer:
             fields = RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts)
             self.records.release(obj, claim, fields)
             raise
-        return self._form(obj, info, presigned.url), presigned
+        return self._form(obj, info, presigned.url, options), presigned
 
-    def _servable(self, obj: ObjectRef) -> ObjectInfo:
+    def _servable(self, obj: ObjectRef, described: ObjectInfo | None = None) -> ObjectInfo:
         """What S3 says of the object, once sure S3 would serve it through a URL at all."""
         reason = unfetchable_key_reason(obj.key)
         if reason:
             raise PermanentError(reason)
-        info = self.storage.head(obj)
+        info = described or self.storage.head(obj)
         reason = unservable_reason(info)
         if reason:
             raise PermanentError(reason)
@@ -345,7 +364,9 @@ class Importer:
         )
         raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
-    def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
+    def _form(
+        self, obj: ObjectRef, info: ObjectInfo, url: str, options: ImportOptions
+    ) -> dict[str, str]:
         meta = info.metadata
         name = media_name(
             obj.key,
@@ -355,9 +376,10 @@ class Importer:
         )
         form = {"url": url, "name": name}
         description = meta.get("wistia-description")
+        # The object's own metadata first, then what the caller (a backfill job) asks.
         project_id = project_for(
             obj.key,
-            meta.get("wistia-project-id"),
+            meta.get("wistia-project-id") or options.project_id,
             self.settings.project_map,
             self.settings.project_id,
         )
@@ -367,6 +389,8 @@ class Importer:
             form["project_id"] = project_id
         if self.settings.contact_id is not None:
             form["contact_id"] = str(self.settings.contact_id)
+        if options.low_priority:
+            form["low_priority"] = "true"  # Wistia's hint for bulk uploads and migrations
         return form
 
     def _submitted(

@@ -51,6 +51,7 @@ class ObjectInfo:
     encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
     kms_key_id: str | None = None
     etag: str | None = None
+    version_id: str | None = None  # None in a bucket that never had versioning
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class Outcome:
     status: Status
     object: ObjectRef
     detail: str = ""
+    # An earlier delivery (an event or a backfill) had already finished the object.
+    earlier: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,12 @@ class PendingMedia:
     hashed_id: str
     media_status: str | None
     checked_at: str
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What one caller asks of an import beyond the function's settings: a backfill's
+    job-wide project and Wistia's hint for bulk uploads. The event path passes none."""
+
+    project_id: str | None = None  # below the object's own metadata, above the settings
+    low_priority: bool = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -28,9 +28,11 @@ from s3_to_wistia.adapters.secrets import (
 )
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
+from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
 from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
 from s3_to_wistia.importing import Importer
 from s3_to_wistia.media_status import StatusUpdater
+from s3_to_wistia.pacing import Pace, PacedWistia
 from s3_to_wistia.polling import RunAllowance, StatusPoller
 from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RequestBudget
 from s3_to_wistia.webhooks import WebhookReceiver
@@ -189,6 +191,20 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         max_requests=settings.max_requests,
     )
     return PollFunction(poller, settings.max_requests)
+
+
+def build_backfill_function(
+    settings: Settings, backfill: BackfillSettings, log: Log, metrics: MetricSink
+) -> ImportFunction:
+    """The import function's Importer for S3 Batch Operations tasks: one attempt per
+    invocation (S3 redrives a TemporaryFailure itself), every Wistia call taking its turn
+    at the backfill's share of the account's rate."""
+    function = build_import_function(
+        replace(settings, max_attempts=BACKFILL_MAX_ATTEMPTS), log, metrics
+    )
+    importer = function.importer
+    paced = PacedWistia(importer.wistia, Pace(backfill.pace_interval))
+    return replace(function, importer=replace(importer, wistia=paced))
 
 
 class LockedMetrics:

@@ -49,6 +49,8 @@ PENDING_INDEX = "by-media-watch"
 # What a released dead letter's due time becomes: before any lease, so taken at once.
 RELEASED = "1970-01-01T00:00:00.000Z"
 QUERY_PAGE = 500
+BATCH_GET_KEYS = 100  # DynamoDB's most per BatchGetItem
+BATCH_GET_ATTEMPTS = 8
 FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
 # What an import wrote about its outcome: `reopen_settled` clears it for the next one.
 FORGOTTEN_ON_REOPEN = (
@@ -218,6 +220,57 @@ class Records:
             raise RetryableError(f"DynamoDB read failed: {error}") from error
         item = answer.get("Item")
         return ImportRecord.from_attributes(_plain(item)) if item else None
+
+    def get_many(self, objects: list[ObjectRef]) -> dict[tuple[str, str], ImportRecord]:
+        """The records of these object versions that exist, by (object_uri, object_version):
+        BatchGetItem, 100 keys a request, what DynamoDB leaves unprocessed asked again."""
+        keys = list({(o.uri, o.version): record_key(o) for o in objects}.values())
+        found: dict[tuple[str, str], ImportRecord] = {}
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS]}}
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                answer = self._batch_get(pending)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    plain = _plain(item)
+                    found[(str(plain["object_uri"]), str(plain["object_version"]))] = (
+                        ImportRecord.from_attributes(plain)
+                    )
+                pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            if pending:
+                raise RetryableError("DynamoDB left keys unprocessed (throttled): try again")
+        return found
+
+    def _batch_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = self._db.batch_get_item(RequestItems=request)
+        except ClientError as error:
+            raise _classified(error, "read import records") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB read failed: {error}") from error
+        return answer
+
+    def reopen_for_reimport(self, obj: ObjectRef, hashed_id: str) -> bool:
+        """SUBMITTED -> PENDING_RETRY for an object whose media Wistia could not process, so
+        the next delivery (a backfill) imports it again with a fresh URL. Forgets what was
+        known of the failed media's processing and of lost answers: the new import starts
+        clean. False when the record is not SUBMITTED with that media any more."""
+        now = iso_now()
+        return self._transition(
+            obj,
+            "SET #status = :pending, updated_at = :now, reimport_requested_at = :now "
+            "REMOVE unanswered_submits, first_submit_at, timed_out_at, media_status, "
+            "media_status_at, media_ready_at",
+            "#status = :submitted AND wistia_hashed_id = :hashed_id",
+            _values(
+                pending=Status.PENDING_RETRY.value,
+                submitted=Status.SUBMITTED.value,
+                hashed_id=hashed_id,
+                now=now,
+            ),
+        )
 
     def reopen(self, obj: ObjectRef) -> bool:
         """FAILED -> PENDING_RETRY, the one status besides "new" that the claim accepts, so

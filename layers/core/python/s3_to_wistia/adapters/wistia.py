@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20
+# The Data API's most medias per list request (`per_page`, `hashed_ids[]`).
+MAX_LOOKUP_IDS = 100
 
 
 class WistiaClient:
@@ -89,9 +91,12 @@ class WistiaClient:
     def medias_by_hashed_ids(
         self, hashed_ids: list[str], token: str, deadline: float | None = None
     ) -> WistiaAnswer:
-        """Given medias (at most 100) in one page of the Data API's media list."""
+        """Up to 100 given medias in one request (Data API `hashed_ids[]`); deleted ones are
+        left out of the answer."""
+        if not 1 <= len(hashed_ids) <= MAX_LOOKUP_IDS:
+            raise ValueError(f"look up 1 to {MAX_LOOKUP_IDS} medias at a time")
         query = [("hashed_ids[]", hashed_id) for hashed_id in hashed_ids]
-        query.append(("per_page", "100"))
+        query.append(("per_page", str(MAX_LOOKUP_IDS)))
         return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
 
     def _call(

@@ -25,6 +25,8 @@ SUBCOMMANDS = (
     "s3_to_wistia.cli.redrive",
     "s3_to_wistia.cli.doctor",
     "s3_to_wistia.cli.upload",
+    "s3_to_wistia.cli.backfill",
+    "s3_to_wistia.cli.reconcile",
 )
 DEBUG_ENV = "S3_TO_WISTIA_DEBUG"
 

@@ -125,8 +125,41 @@ WEBHOOK_SECRET = Resource(
     "--webhook-secret",
     "ID",
     "the Secrets Manager secret (name or ARN) that holds Wistia's webhook secret key",
-    "WebhookSecretArn",
+    "WistiaWebhookSecretArn",
     "WISTIA_WEBHOOK_SECRET",
+)
+BACKFILL_FUNCTION = Resource(
+    "backfill_function",
+    "--backfill-function",
+    "ARN",
+    "the function S3 Batch Operations invokes for a backfill",
+    "BackfillFunctionArn",
+    "S3_TO_WISTIA_BACKFILL_FUNCTION",
+)
+BACKFILL_ROLE = Resource(
+    "backfill_role",
+    "--backfill-role",
+    "ARN",
+    "the IAM role backfill jobs run with",
+    "BackfillRoleArn",
+    "S3_TO_WISTIA_BACKFILL_ROLE",
+)
+REPORTS_BUCKET = Resource(
+    "reports_bucket",
+    "--reports-bucket",
+    "NAME",
+    "the bucket for backfill manifests and completion reports",
+    "BackfillReportsBucket",
+    "S3_TO_WISTIA_REPORTS_BUCKET",
+)
+BACKFILL_RATE = Resource(
+    "backfill_rate",
+    "--backfill-rate",
+    "N",
+    "the backfill's share of the account's Wistia requests a minute",
+    "BackfillRequestsPerMinute",
+    "BACKFILL_REQUESTS_PER_MINUTE",
+    default="240",
 )
 RESOURCES = (
     BUCKET,
@@ -138,6 +171,10 @@ RESOURCES = (
     API_URL,
     WEBHOOK_URL,
     WEBHOOK_SECRET,
+    BACKFILL_FUNCTION,
+    BACKFILL_ROLE,
+    REPORTS_BUCKET,
+    BACKFILL_RATE,
 )
 
 
