@@ -1,13 +1,18 @@
-"""What the CLI's integration tests share: a run of `s3-to-wistia` and what it printed, a
-deployment in moto's server as `sam deploy` leaves one (a CloudFormation stack whose
-Outputs name the resources, the import function as Lambda holds it, the bucket notifying
-it), and a local stack described as `make local` describes its own."""
+"""What the CLI's integration tests share: a run of `s3-to-wistia` and what it printed (to
+pipes, or to a terminal), a deployment in moto's server as `sam deploy` leaves one (a
+CloudFormation stack whose Outputs name the resources, the import function as Lambda holds
+it, the bucket notifying it), and a local stack described as `make local` describes its
+own."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import pty
+import subprocess
+import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,7 @@ from s3_to_wistia.times import iso_now
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20
 VIDEO_LIMIT = "This account has exceeded its video limit. Please upgrade to upload more videos."
 ERROR_PREFIX = "s3-to-wistia: error: "
+CLI = Path(sys.executable).parent / "s3-to-wistia"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,41 @@ class Run:
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+def run_on_terminal(*args: str) -> tuple[subprocess.CompletedProcess[bytes], str]:
+    """`s3-to-wistia ARGS...` with stderr on a pseudo-terminal (where progress is drawn)
+    and stdout on a pipe: the finished process, and what the terminal showed."""
+    controller, terminal = pty.openpty()
+    screen = bytearray()
+
+    def read_screen() -> None:
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the terminal closed
+                return
+            if not data:
+                return
+            screen.extend(data)
+
+    reader = threading.Thread(target=read_screen, daemon=True)
+    reader.start()
+    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TTY_INTERACTIVE")}
+    try:
+        done = subprocess.run(  # noqa: S603 - our own console script
+            [str(CLI), *args],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env={**environment, "TERM": "xterm-256color", "COLUMNS": "120"},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        reader.join(timeout=5)
+        os.close(controller)
+    return done, screen.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,6 @@ record holds it, totals by state, and a stopped local stack's snapshot."""
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from integration.clitools import VIDEO, VIDEO_LIMIT, Deployment, Run, deliver
+from integration.clitools import VIDEO, VIDEO_LIMIT, Deployment, Run, deliver, run_on_terminal
 from local_stack.events import s3_notification, upload
 from local_stack.harness import CapturedLogger, all_records
 from local_stack.template import Stack
@@ -26,7 +21,6 @@ from s3_to_wistia.times import iso_now
 from wistia_emulator import WistiaEmulator
 
 CliRun = Callable[..., Run]
-CLI = Path(sys.executable).parent / "s3-to-wistia"
 
 
 @pytest.fixture
@@ -305,37 +299,7 @@ def test_local_without_any_local_stack_says_how_to_start_one(run_cli: CliRun) ->
 
 
 def test_a_terminal_sees_the_scan_progress(stack: Stack, imported: dict[str, Any]) -> None:
-    controller, terminal = pty.openpty()
-    screen = bytearray()
-
-    def read_screen() -> None:
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # the terminal closed
-                return
-            if not data:
-                return
-            screen.extend(data)
-
-    reader = threading.Thread(target=read_screen, daemon=True)
-    reader.start()
-    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TTY_INTERACTIVE")}
-    try:
-        done = subprocess.run(  # noqa: S603 - our own console script
-            [str(CLI), "status", "--table", stack.table_name],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            env={**environment, "TERM": "xterm-256color", "COLUMNS": "120"},
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(terminal)
-        reader.join(timeout=5)
-        os.close(controller)
-
-    shown = screen.decode("utf-8", errors="replace")
+    done, shown = run_on_terminal("status", "--table", stack.table_name)
     assert done.returncode == 0
     assert f"Reading {stack.table_name}" in shown
     assert "4/4" in shown  # items scanned out of the table's count

@@ -122,14 +122,8 @@ def build_webhook_receiver(
     )
     records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
     metrics = LockedMetrics(metrics)
-    updater = StatusUpdater(
-        records=records,
-        dead_letters=DeadLetters(
-            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
-        ),
-        metrics=metrics,
-        log=log,
-        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
+    updater = _status_updater(
+        session, aws_config, records, settings.dead_letter_queue_url, metrics, log
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     return WebhookReceiver(
@@ -138,6 +132,25 @@ def build_webhook_receiver(
         metrics=metrics,
         log=log,
         max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def _status_updater(
+    session: Any,
+    aws_config: Config,
+    records: Records,
+    dead_letter_queue_url: str,
+    metrics: MetricSink,
+    log: Log,
+) -> StatusUpdater:
+    """What the receiver and the poller apply media statuses with: the medias of one POST
+    (or of one Data API answer, up to 100) at once, SQS created on the first failed media."""
+    return StatusUpdater(
+        records=records,
+        dead_letters=DeadLetters(_lazy_client(session, "sqs", aws_config), dead_letter_queue_url),
+        metrics=metrics,
+        log=log,
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
     )
 
 
@@ -169,15 +182,8 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
         api_url=settings.api_url,
     )
-    updater = StatusUpdater(
-        records=records,
-        dead_letters=DeadLetters(
-            _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
-        ),
-        metrics=metrics,
-        log=log,
-        # Each run applies up to 100 readings a request: at once, as the receiver does.
-        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
+    updater = _status_updater(
+        session, aws_config, records, settings.dead_letter_queue_url, metrics, log
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     poller = StatusPoller(
