@@ -6,9 +6,11 @@ Every figure the README quotes sits between two markers naming its source:
     | figure | measured | ... |
     <!-- /figures -->
 
-and is that source's first Markdown table, verbatim. `make bench` and `make reliability`
-call `sync()` after writing their results; `make figures` does it alone; a unit test fails
-when a quoted table and its source disagree, so no figure in the README is typed by hand.
+and is that source's first Markdown table, verbatim; `RESULTS.md#some-section` quotes the
+first table under the heading whose slug that is (`## Some section`). `make bench` and
+`make reliability` call `sync()` after writing their results; `make figures` does it alone;
+a unit test fails when a quoted table and its source disagree, so no figure in the README
+is typed by hand.
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ def first_table(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def slug(heading: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
+def quoted_table(source: str, root: Path = ROOT) -> str:
+    """The table a figures block names: `path` (its first table) or `path#section-slug`."""
+    path, _, section = source.partition("#")
+    text = (root / path).read_text(encoding="utf-8")
+    if section:
+        headings = list(re.finditer(r"^#+ (.+)$", text, re.M))
+        starts = [h.end() for h in headings if slug(h.group(1)) == section]
+        if not starts:
+            raise ValueError(f"{path} has no section #{section}")
+        text = text[starts[0] :]
+    return first_table(text)
+
+
 def blocks(readme: str) -> list[tuple[str, str]]:
     """(source, quoted table) for every figures block of the README."""
     return [(m.group("source"), m.group("table")) for m in BLOCK.finditer(readme)]
@@ -43,7 +62,7 @@ def synced(readme: str, root: Path = ROOT) -> str:
     """The README with every figures block replaced by its source's first table."""
 
     def replace(match: re.Match[str]) -> str:
-        table = first_table((root / match.group("source")).read_text(encoding="utf-8"))
+        table = quoted_table(match.group("source"), root)
         return match.group(1) + table + match.group(4)
 
     return BLOCK.sub(replace, readme)
