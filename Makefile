@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # SAM CLI would otherwise try to send usage telemetry, even from `make lint`.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install lint test unit run build bench reliability emulator clean \
+.PHONY: help install lint test unit run local build bench reliability figures emulator clean \
 	deploy outputs invoke logs delete redrive cli
 
 # Deploying and operating use your AWS credentials and region (AWS_PROFILE, AWS_REGION)
@@ -54,7 +54,7 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed ## ruff, mypy, complexity, impor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/xenon --max-absolute B --max-modules A --max-average A --exclude "*/s3_to_wistia/cli/*" functions layers/core/python
+	$(BIN)/xenon --max-absolute B --max-modules A --max-average A functions layers/core/python
 	$(BIN)/lint-imports
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
@@ -71,11 +71,19 @@ build: $(SAM_VENV)/.installed ## sam build with the makefile build method (no Do
 run: $(VENV)/.installed ## The whole pipeline offline: moto + Wistia emulator + the function (SOURCE=dir for your files)
 	$(PY) -m local_stack.run $(if $(SOURCE),--source "$(SOURCE)")
 
+local: $(VENV)/.installed ## The same local stack as make run, kept up until Ctrl-C, for s3-to-wistia ... --local (SOURCE=dir)
+	$(PY) -m local_stack.serve $(if $(SOURCE),--source "$(SOURCE)")
+
 bench: $(VENV)/.installed $(SAM_VENV)/.installed ## Benchmarks against the floor of the same work; writes tests/bench/RESULTS.md (ARGS=--quick)
 	PYTHONPATH=tests $(PY) -m bench $(ARGS)
+	PYTHONPATH=tests $(PY) -m figures
 
-reliability: $(VENV)/.installed ## Fault-injection suite at volume; writes tests/reliability/RESULTS.md (~7 min; ARGS=--quick)
+reliability: $(VENV)/.installed ## Fault-injection suite at volume + a 10,000-object backfill; writes tests/reliability/RESULTS.md (~25 min; ARGS=--quick, or --only backfill)
 	PYTHONPATH=tests $(PY) -m reliability $(ARGS)
+	PYTHONPATH=tests $(PY) -m figures
+
+figures: $(VENV)/.installed ## Copy the results files' tables into the README (bench and reliability do it too)
+	PYTHONPATH=tests $(PY) -m figures
 
 emulator: $(VENV)/.installed ## Run the Wistia emulator alone on 127.0.0.1 (PORT=8089 TOKEN=local-token)
 	$(PY) -m wistia_emulator --host 127.0.0.1 --port $(or $(PORT),8089) --token $(or $(TOKEN),local-token)
@@ -97,9 +105,9 @@ logs: $(SAM_VENV)/.installed ## Follow the deployed function's log (sam logs --t
 delete: $(SAM_VENV)/.installed ## Delete the stack (sam delete; the records table and dead-letter queue are kept)
 	$(SAM) delete $(SAM_STACK)
 
-redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed (DRY_RUN=1, MAX=N, ARGS=...)
-	$(PY) -m s3_to_wistia.cli.redrive \
-		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX)) $(ARGS)
+redrive: $(VENV)/.installed ## Resubmit the dead-letter queue once the cause is fixed: s3-to-wistia redrive (DRY_RUN=1, MAX=N, ARGS=...)
+	$(BIN)/s3-to-wistia redrive \
+		$(if $(STACK),--stack $(STACK)) $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV)) $(if $(DRY_RUN),--dry-run) $(if $(MAX),--limit $(MAX)) $(ARGS)
 
 cli: $(VENV)/.installed ## The operators' command line, s3-to-wistia: make cli ARGS='upload clip.mp4' (or .venv/bin/s3-to-wistia)
 	@$(BIN)/s3-to-wistia $(ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,15 @@ from wistia_emulator import WistiaEmulator
 pytest_plugins = ["wistia_emulator.pytest_plugin"]
 
 TOKEN = "test-token"
+
+
+@pytest.fixture(autouse=True)
+def local_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the CLI's --local looks (and make local writes): a folder of the test's own, so
+    a `make local` the developer keeps up is never what a test talks to."""
+    folder = tmp_path_factory.mktemp("local")
+    monkeypatch.setenv("S3_TO_WISTIA_LOCAL_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""What became of each object in a `make run`: its import record, its Wistia media (asked
-over the Data API, as a user would), the dead-letter queue, and whether each ended where
-it should. Printed as plain-text tables."""
+"""What became of each object in a `make run`: its import record (with the processing
+status Wistia's webhooks brought), its Wistia media (asked over the Data API, as a user
+would), the dead-letter queue, and whether each ended where it should. Printed as
+plain-text tables."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from local_stack.harness import all_records, drain
 from local_stack.samples import Sample
 
 UNSETTLED_WISTIA_STATUSES = frozenset({"queued", "processing"})
+# What a media's record holds once Wistia's webhooks said all they will say.
+FINAL_MEDIA_STATUSES = frozenset({"ready", "failed", "deleted"})
+MEDIA_FAILED_WORDS = "could not process the media"
 
 
 class Console:
@@ -82,6 +86,22 @@ def wait_for_processing(
         time.sleep(0.1)
 
 
+def wait_for_media_statuses(table_name: str, timeout: float) -> dict[str, dict[str, Any]]:
+    """The records once each media's record holds a final status from the webhooks (or
+    when the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = latest_records(table_name)
+        waiting = [
+            r
+            for r in records.values()
+            if r.get("wistia_hashed_id") and r.get("media_status") not in FINAL_MEDIA_STATUSES
+        ]
+        if not waiting or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def latest_records(table_name: str) -> dict[str, dict[str, Any]]:
     """The import record of each object key (the newest, should a key have several)."""
     records: dict[str, dict[str, Any]] = {}
@@ -97,6 +117,7 @@ class Row:
     hashed_id: str
     wistia_status: str
     note: str
+    media_status: str = "-"  # the processing status the webhooks brought into the record
 
 
 def report_rows(
@@ -120,6 +141,7 @@ def report_rows(
                 hashed_id=hashed_id or "-",
                 wistia_status=str(media["status"]) if media else "-",
                 note=note if record else "no import record",
+                media_status=str(record.get("media_status") or "-"),
             )
         )
     return rows
@@ -135,8 +157,13 @@ class DeadLetter:
 def read_dead_letters(queue_url: str) -> list[DeadLetter]:
     """The dead-letter queue's messages, of both kinds: the function's own, for objects it
     could not import, and Lambda's on-failure records, for events whose retries ran out."""
+    return dead_letters_in(drain(queue_url))
+
+
+def dead_letters_in(bodies: Sequence[dict[str, Any]]) -> list[DeadLetter]:
+    """The dead letters of these message bodies (read_dead_letters)."""
     letters = []
-    for body in drain(queue_url):
+    for body in bodies:
         context = body.get("requestContext")
         if isinstance(context, dict):
             error = body.get("responsePayload") or {}
@@ -163,8 +190,8 @@ def read_dead_letters(queue_url: str) -> list[DeadLetter]:
 def show_report(console: Console, rows: list[Row], dead_letters: list[DeadLetter]) -> None:
     console.line()
     for line in table(
-        ("object key", "status", "wistia id", "wistia status", "note"),
-        [(r.key, r.status, r.hashed_id, r.wistia_status, r.note) for r in rows],
+        ("object key", "status", "wistia id", "wistia status", "by webhook", "note"),
+        [(r.key, r.status, r.hashed_id, r.wistia_status, r.media_status, r.note) for r in rows],
     ):
         console.line(line)
     count = len(dead_letters)
@@ -204,13 +231,26 @@ def check_samples(
             problems.append(f"{sample.key}: status {row.status}, expected {sample.status}")
         if sample.status == "SUBMITTED" and row.wistia_status != "ready":
             problems.append(f"{sample.key}: Wistia status {row.wistia_status}, expected ready")
+        expected_media = "failed" if sample.fails_at_wistia else "ready"
+        reached = sample.status == "SUBMITTED" or sample.fails_at_wistia
+        if reached and row.media_status != expected_media:
+            problems.append(
+                f"{sample.key}: the webhooks brought {row.media_status}, expected {expected_media}"
+            )
         if sample.reason and sample.reason not in row.note:
             problems.append(f"{sample.key}: reason {row.note!r} should mention {sample.reason!r}")
         letters = [d for d in dead_letters if sample.key in d.keys]
-        if sample.trips_video_limit:
-            if len(letters) != 1 or "video limit" not in letters[0].reason:
+        expected_words = (
+            "video limit"
+            if sample.trips_video_limit
+            else MEDIA_FAILED_WORDS
+            if sample.fails_at_wistia
+            else None
+        )
+        if expected_words is not None:
+            if len(letters) != 1 or expected_words not in letters[0].reason:
                 problems.append(
-                    f"{sample.key}: expected one dead letter naming the video limit, "
+                    f"{sample.key}: expected one dead letter saying {expected_words!r}, "
                     f"found {[d.reason for d in letters]}"
                 )
         elif letters:
@@ -233,6 +273,8 @@ def check_source(rows: list[Row]) -> list[str]:
     for row in rows:
         if row.status == "SUBMITTED" and row.wistia_status != "ready":
             problems.append(f"{row.key}: Wistia status {row.wistia_status}, expected ready")
+        elif row.status == "SUBMITTED" and row.media_status != "ready":
+            problems.append(f"{row.key}: the webhooks brought {row.media_status}, expected ready")
         elif row.status == "SKIPPED" and not row.note:
             problems.append(f"{row.key}: skipped without a reason")
         elif row.status not in ("SUBMITTED", "SKIPPED"):

@@ -9,10 +9,15 @@ asynchronous invocation would (delivery.py). A table then shows where every obje
 its import record, its Wistia media (asked over the Data API, as a user would) and the
 dead-letter queue.
 
+The emulator's signed webhooks go to the webhook receiver (the real handler behind a
+loopback Function URL stand-in, function_url.py), so the table also shows each media's
+processing status as the webhooks brought it into its record.
+
 Without --source, sample media made on the fly cover what matters: awkward names, a
-duplicate delivery, objects to skip and one upload over the account's video limit, and the
-exit status says whether each ended where it should. With --source, every file under DIR
-is uploaded (keys are the paths relative to DIR).
+duplicate delivery, objects to skip, one file Wistia accepts but cannot process (it ends in
+the dead-letter queue with its reason) and one upload over the account's video limit, and
+the exit status says whether each ended where it should. With --source, every file under
+DIR is uploaded (keys are the paths relative to DIR).
 """
 
 from __future__ import annotations
@@ -38,31 +43,57 @@ from typing import Any, TextIO
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from local_stack.aws import LocalAws, patched_environ
+from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
+from local_stack.function_url import FunctionUrl
 from local_stack.functions import load_handler
+from local_stack.harness import all_records, drain
 from local_stack.report import (
     Console,
     WistiaDataApi,
     check_samples,
     check_source,
+    dead_letters_in,
     display_width,
     latest_records,
     pad,
-    read_dead_letters,
     report_rows,
     show_report,
     show_verdict,
+    wait_for_media_statuses,
     wait_for_processing,
 )
+from local_stack.run_backfill import (
+    Existing,
+    backfill_existing,
+    describe_existing,
+    existing_objects,
+    show_backfill_verdict,
+    upload_existing,
+)
 from local_stack.samples import Sample, builtin_samples
-from local_stack.template import ROOT, Stack, function_setting, load_template, provision
+from local_stack.template import Stack, function_setting, load_template, provision
+from s3_to_wistia.cli.local import (
+    SNAPSHOT,
+    LocalStack,
+    Snapshot,
+    function_resources,
+    local_dir,
+    remove_description,
+    write_description,
+    write_snapshot,
+)
+from s3_to_wistia.redact import redact
+from s3_to_wistia.times import iso_now
 from wistia_emulator import WistiaEmulator
 
-RUN_DIR = ROOT / ".local" / "run"
+# .local/run in the checkout ($S3_TO_WISTIA_LOCAL_DIR/run when set, as the CLI reads it).
+RUN_DIR = local_dir() / "run"
 FUNCTION_LOG = RUN_DIR / "function.log"
 SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
+# What the user pastes into the webhook secret from Wistia's account settings.
+WEBHOOK_KEY = "local-run-webhook-secret-key"
 # Lambda waits 1 and 2 minutes before its two retries; seconds are enough here.
 RETRY_DELAYS = (1.0, 2.0)
 LAMBDA_INSTANCES = 4
@@ -129,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nFunction log (Powertools JSON, metrics): {relative(FUNCTION_LOG)}")
         print(f"Server log (moto and Wistia emulator requests): {relative(SERVERS_LOG)}")
     print(f"Finished in {time.monotonic() - started:.1f} s; nothing is left running.")
+    if (RUN_DIR / SNAPSHOT).is_file():
+        print(
+            "Its records, any time: .venv/bin/s3-to-wistia status --local "
+            f"(from {relative(RUN_DIR / SNAPSHOT)}; `make local` keeps a stack up)"
+        )
     return code
 
 
@@ -140,18 +176,46 @@ def run(source: Path | None) -> int:
     keys = [key for key, _ in uploads]
     # The samples fill the account so that exactly the last one is over the limit.
     video_limit = sum(s.importable for s in samples) - 1 if samples else None
+    # With the samples, a few objects are in the bucket before the function is wired up:
+    # a backfill brings them in once the events are done.
+    existing = existing_objects() if samples else []
 
     with ExitStack() as cleanup:
         cleanup.enter_context(server_logs_to(SERVERS_LOG))
         console = Console(cleanup.enter_context(function_output_to(FUNCTION_LOG)))
         cleanup.enter_context(temp_files_in(RUN_DIR / "tmp"))
-        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys)
+        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys, existing=existing)
+        # Described while it runs, so the CLI's --local can reach it; gone when it stops.
+        description = described(pipeline, "make run")
+        write_description(RUN_DIR, description)
+        cleanup.callback(remove_description, RUN_DIR)
         if samples:
             missing = upload_samples(pipeline, samples, video_limit)
         else:
             console.line(f"\nUploading {len(uploads)} files from {source}:")
             missing = upload_and_wait(pipeline, uploads, {})
-        return report_outcome(pipeline, keys, samples, missing)
+        code = report_outcome(pipeline, keys, samples, missing, description)
+        if existing:
+            code = max(code, backfill(pipeline, existing, keys, video_limit))
+        return code
+
+
+def backfill(
+    pipeline: Pipeline, existing: list[Existing], handled: list[str], video_limit: int | None
+) -> int:
+    """The objects from before the wiring, brought in by a backfill job (run_backfill.py)."""
+    assert pipeline.emulator is not None
+    problems = backfill_existing(
+        pipeline.console,
+        pipeline.stack,
+        pipeline.emulator,
+        pipeline.wistia,
+        existing,
+        handled,
+        video_limit,
+    )
+    show_backfill_verdict(pipeline.console, problems, existing, handled)
+    return 1 if problems else 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +227,11 @@ class Pipeline:
     wistia: WistiaDataApi
     outcomes: Outcomes
     pump: NotificationPump
+    emulator: WistiaEmulator
+    webhooks: FunctionUrl
+    aws_endpoint: str = ""
+    wistia_url: str = ""
+    function_timeout: float = 60.0
 
 
 def start_pipeline(
@@ -171,22 +240,37 @@ def start_pipeline(
     samples: list[Sample],
     video_limit: int | None,
     keys: list[str],
+    folder: Path = RUN_DIR,
+    existing: Sequence[Existing] = (),
 ) -> Pipeline:
-    """Start moto and the emulator, provision the template, and subscribe the function to the
-    bucket; everything started is stopped by `cleanup`, last started first."""
+    """Start moto and the emulator, provision the template, put the `existing` objects in the
+    bucket, and only then subscribe the function to it; everything started is stopped by
+    `cleanup`, last started first. The emulator keeps what it fetches under `folder`."""
     aws = LocalAws().start()
     cleanup.callback(aws.stop)
     cleanup.enter_context(lambda_like_environment(aws.environment()))
-    emulator = WistiaEmulator(tokens=(TOKEN,), video_limit=video_limit, data_dir=str(RUN_DIR))
+    emulator = WistiaEmulator(tokens=(TOKEN,), video_limit=video_limit, data_dir=str(folder))
     cleanup.callback(emulator.start().stop)
 
     template = load_template()
-    stack = provision(token=TOKEN, template=template)
+    stack = provision(token=TOKEN, template=template, secrets={"WistiaWebhookSecret": WEBHOOK_KEY})
+    upload_existing(stack.bucket, existing)
     delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
     # Imported once, as a new execution environment does, with its variables set.
     handler = load_handler("ImportFunction", template)
+    # The webhook receiver, behind its Function URL: Wistia's webhooks are sent there.
+    with patched_environ(stack.environments["WebhookFunction"]):
+        receiver = load_handler("WebhookFunction", template)
+    webhooks = FunctionUrl(
+        receiver,
+        timeout_seconds=float(
+            function_setting(template, "Timeout", default=3, logical_id="WebhookFunction")
+        ),
+    )
+    cleanup.callback(webhooks.start().stop)
+    emulator.set_webhook(webhooks.url, WEBHOOK_KEY)
 
     outcomes = Outcomes(console, stack, key_width=max(map(display_width, keys), default=0))
     invoker = AsyncInvoker(
@@ -206,19 +290,40 @@ def start_pipeline(
         deliveries=lambda event: 2 if twice & set(object_keys(event)) else 1,
     )
     cleanup.callback(pump.start().stop)
-    describe_stack(console, aws, emulator, stack, video_limit)
-    return Pipeline(console, stack, WistiaDataApi(emulator.url, TOKEN), outcomes, pump)
+    describe_stack(console, aws, emulator, stack, video_limit, webhooks)
+    if existing:
+        describe_existing(console, existing)
+    return Pipeline(
+        console,
+        stack,
+        WistiaDataApi(emulator.url, TOKEN),
+        outcomes,
+        pump,
+        emulator,
+        webhooks,
+        aws_endpoint=aws.endpoint_url,
+        wistia_url=emulator.url,
+        function_timeout=function_timeout(template),
+    )
 
 
 def report_outcome(
-    pipeline: Pipeline, keys: list[str], samples: list[Sample], missing: list[str]
+    pipeline: Pipeline,
+    keys: list[str],
+    samples: list[Sample],
+    missing: list[str],
+    description: LocalStack | None = None,
 ) -> int:
-    """Show where every object ended; the exit status: 0 when each ended where it should."""
+    """Show where every object ended; the exit status: 0 when each ended where it should.
+    With the stack's `description`, a snapshot of it is saved for `status --local`."""
     console, stack, wistia = pipeline.console, pipeline.stack, pipeline.wistia
     records = latest_records(stack.table_name)
     hashed_ids = [r["wistia_hashed_id"] for r in records.values() if "wistia_hashed_id" in r]
     console.line(f"\nWaiting for Wistia to process {len(hashed_ids)} media...")
     medias = wait_for_processing(wistia, hashed_ids, PROCESSING_TIMEOUT)
+    pipeline.emulator.wait_until_webhooks_delivered(timeout=PROCESSING_TIMEOUT)
+    records = wait_for_media_statuses(stack.table_name, PROCESSING_TIMEOUT)
+    console.line(webhook_summary(pipeline.webhooks))
     # How many media a twice-delivered object made, asked by name as a user would.
     twice_named = {
         s.key: len(wistia.medias_named(posixpath.basename(s.key)))
@@ -229,8 +334,11 @@ def report_outcome(
         key: f"delivered twice; {n} Wistia media by this name" for key, n in twice_named.items()
     }
     rows = report_rows(keys, records, medias, notes)
-    dead_letters = read_dead_letters(stack.queue_url)
+    bodies = drain(stack.queue_url)
+    dead_letters = dead_letters_in(bodies)
     show_report(console, rows, dead_letters)
+    if description is not None:
+        save_snapshot(RUN_DIR, description, stack, bodies, medias)
 
     problems = [f"{key}: no outcome within {OUTCOME_TIMEOUT:g} s" for key in missing]
     problems += [f"S3 event delivery: {error}" for error in pipeline.pump.errors]
@@ -243,6 +351,53 @@ def report_outcome(
 
 
 # --- the local stack -------------------------------------------------------------------------
+
+
+def described(pipeline: Pipeline, started_by: str) -> LocalStack:
+    """The running stack, as the CLI's --local reads it (s3_to_wistia.cli.local)."""
+    stack = pipeline.stack
+    webhook_secrets = [
+        environment["WISTIA_WEBHOOK_SECRET"]
+        for environment in stack.environments.values()
+        if environment.get("WISTIA_WEBHOOK_SECRET")
+    ]
+    return LocalStack(
+        started_by=started_by,
+        pid=os.getpid(),
+        started_at=iso_now(),
+        endpoint_url=pipeline.aws_endpoint,
+        region=REGION,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        resources=function_resources(
+            bucket=stack.bucket,
+            table=stack.table_name,
+            queue_url=stack.queue_url,
+            token_secret=stack.secret_id,
+            wistia_url=pipeline.wistia_url,
+            extra=[("webhook_secret", secret) for secret in webhook_secrets[:1]],
+        ),
+        function_environment=stack.environment_for(pipeline.wistia_url),
+        function_timeout=pipeline.function_timeout,
+    )
+
+
+def save_snapshot(
+    folder: Path,
+    description: LocalStack,
+    stack: Stack,
+    dead_letters: list[dict[str, Any]],
+    medias: Mapping[str, dict[str, Any] | None],
+) -> Path:
+    """What the stack holds, for `status --local` once it is stopped."""
+    snapshot = Snapshot(
+        taken_at=iso_now(),
+        stack=description,
+        records=all_records(stack.table_name),
+        dead_letters=dead_letters,
+        medias={hashed_id: media for hashed_id, media in medias.items() if media},
+    )
+    return write_snapshot(folder, snapshot)
 
 
 def deliver_object_created_events_to_queue(bucket: str) -> str:
@@ -269,8 +424,19 @@ def function_timeout(template: dict[str, Any]) -> float:
     return float(function_setting(template, "Timeout", default=3))
 
 
+def webhook_summary(webhooks: FunctionUrl) -> str:
+    answers = Counter(invocation.status for invocation in webhooks.invocations)
+    shown = ", ".join(f"{count} answered {status}" for status, count in sorted(answers.items()))
+    return f"Wistia's webhooks: {sum(answers.values())} signed POSTs to the receiver ({shown})"
+
+
 def describe_stack(
-    console: Console, aws: LocalAws, emulator: WistiaEmulator, stack: Stack, limit: int | None
+    console: Console,
+    aws: LocalAws,
+    emulator: WistiaEmulator,
+    stack: Stack,
+    limit: int | None,
+    webhooks: FunctionUrl,
 ) -> None:
     limit_text = "no video limit" if limit is None else f"video limit {limit} media"
     delays = " and ".join(f"{delay:g} s" for delay in RETRY_DELAYS)
@@ -281,6 +447,8 @@ def describe_stack(
     console.line(f"  Wistia emulator  {emulator.url}  {limit_text}")
     console.line("  S3 -> function   s3:ObjectCreated:* notifications via an SQS delivery queue,")
     console.line(f"    {LAMBDA_INSTANCES} Lambda instances, retries after {delays}")
+    console.line(f"  Webhooks         {webhooks.url}  the receiver's Function URL; the emulator")
+    console.line("    signs each POST with the key pasted into the stack's webhook secret")
 
 
 # --- uploading and following the outcomes ----------------------------------------------------
@@ -454,9 +622,10 @@ def function_output_to(path: Path) -> Iterator[TextIO]:
 
 @contextmanager
 def server_logs_to(path: Path) -> Iterator[None]:
-    """One line per request to moto and the emulator, in a file instead of the terminal."""
+    """One line per request to moto and the emulator, in a file instead of the terminal,
+    scrubbed as the function's own log is: a request line quotes its presigned URL."""
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(name)s %(message)s"))
     saved = []
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
@@ -472,6 +641,11 @@ def server_logs_to(path: Path) -> Iterator[None]:
             logger.setLevel(level)
             logger.propagate = propagate
         handler.close()
+
+
+class ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 @contextmanager

@@ -144,11 +144,13 @@ class Sample:
     reason: str | None = None  # words the record's error must contain (SKIPPED, FAILED)
     delivered_twice: bool = False  # its S3 notification is handed to the function twice
     trips_video_limit: bool = False  # uploaded last, once the account is full
+    # Wistia accepts the import, then cannot process the file: media.failed, a dead letter.
+    fails_at_wistia: bool = False
 
     @property
     def importable(self) -> bool:
         """Reaches Wistia (accepted or not)."""
-        return self.status == "SUBMITTED" or self.trips_video_limit
+        return self.status == "SUBMITTED" or self.trips_video_limit or self.fails_at_wistia
 
 
 def builtin_samples() -> list[Sample]:
@@ -161,6 +163,14 @@ def builtin_samples() -> list[Sample]:
         Sample("incoming/", b"", "SKIPPED", reason="folder marker"),
         Sample("incoming/empty.avi", b"", "SKIPPED", reason="zero-byte"),
         Sample("incoming/notes.txt", b"Remember: upload the keynote.\n", "SKIPPED", reason="'txt'"),
+        # A file named like a video that is not one: Wistia accepts the import, then fails it.
+        Sample(
+            "Not really a video.avi",
+            b"Meeting notes, saved with the wrong name.\n" * 8,
+            "FAILED",
+            reason="could not process the media",
+            fails_at_wistia=True,
+        ),
         Sample(
             "One video too many.avi",
             avi_bytes(hue=210),

@@ -28,6 +28,8 @@ IMPORT_FUNCTION = "ImportFunction"
 # The resources Stack names; the template may hold more of the same types.
 RECORDS_TABLE = "ImportsTable"
 DEAD_LETTER_QUEUE = "DeadLetterQueue"
+TOKEN_SECRET = "WistiaTokenSecret"
+MEDIA_BUCKET = "MediaBucket"
 _names = itertools.count(1)
 
 
@@ -71,8 +73,10 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
     # Every function's environment variables, by logical id.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Every table, queue, bucket and secret created, by logical id.
-    physical: dict[str, str] = field(default_factory=dict)
+    # Every secret's ARN, by logical id (secret_id is the Wistia token's).
+    secret_ids: dict[str, str] = field(default_factory=dict)
+    # The physical name (or URL, ARN) of every resource created, by logical id.
+    resources: dict[str, str] = field(default_factory=dict)
 
     def environment_for(self, wistia_url: str) -> dict[str, str]:
         """The function's environment with both Wistia APIs pointed at one emulator."""
@@ -82,17 +86,28 @@ class Stack:
             "WISTIA_API_URL": wistia_url,
         }
 
+    def environment_of(self, logical_id: str, wistia_url: str) -> dict[str, str]:
+        """Another function's environment (e.g. BackfillFunction's), Wistia as above."""
+        return {
+            **self.environments[logical_id],
+            "WISTIA_UPLOAD_URL": wistia_url,
+            "WISTIA_API_URL": wistia_url,
+        }
+
 
 def provision(
     token: str,
     template: dict[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Stack:
     """Create the template's resources under fresh names; boto3 reads the endpoint from env.
 
     `parameters` override the template's defaults, as `sam deploy --parameter-overrides`
     does. With ExistingBucketName set, the template creates no bucket: that bucket (the
     user's own, created here unversioned if it does not exist yet) is the stack's bucket.
+    Secrets hold `token`, or the value `secrets` gives their logical id (what a user pastes
+    into them after deploying, such as the webhook's secret key).
     """
     template = template or load_template()
     values = parameter_values(template, parameters)
@@ -110,7 +125,7 @@ def provision(
         elif kind == "AWS::SQS::Queue":
             physical[logical] = _queue(name, props, values)
         elif kind == "AWS::SecretsManager::Secret":
-            physical[logical] = _secret(name, token)
+            physical[logical] = _secret(name, (secrets or {}).get(logical, token))
     for logical, resource in template["Resources"].items():
         if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:
             _redrive(physical[logical], resource["Properties"]["RedrivePolicy"], physical)
@@ -124,8 +139,9 @@ def provision(
     for logical, resource in template["Resources"].items():
         by_type.setdefault(resource["Type"], logical)
     existing = values.get("ExistingBucketName", "")
-    if "AWS::S3::Bucket" in by_type:
-        bucket = physical[by_type["AWS::S3::Bucket"]]
+    # The media bucket by its name: the template has other buckets (backfill reports).
+    if MEDIA_BUCKET in physical:
+        bucket = physical[MEDIA_BUCKET]
     elif existing:
         bucket = _existing_bucket(existing)
     else:
@@ -134,11 +150,16 @@ def provision(
         bucket=bucket,
         table_name=physical[RECORDS_TABLE],
         queue_url=physical[DEAD_LETTER_QUEUE],
-        secret_id=physical[by_type["AWS::SecretsManager::Secret"]],
+        secret_id=physical.get(TOKEN_SECRET) or physical[by_type["AWS::SecretsManager::Secret"]],
         function_environment=environment,
         parameters=values,
         environments=environments,
-        physical=physical,
+        secret_ids={
+            logical: physical[logical]
+            for logical, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::SecretsManager::Secret"
+        },
+        resources=physical,
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from wistia_emulator.faults import Fault
 from wistia_emulator.multipart import (
@@ -78,6 +78,9 @@ class Response:
     content_type: str = TEXT_TYPE
     headers: dict[str, str] = field(default_factory=dict)
     dropped: bool = False  # close the connection without answering anything
+    # Send the answer one byte every this many seconds (the body, or everything).
+    trickle_seconds: float = 0.0
+    trickle_headers: bool = False
 
     @classmethod
     def json(cls, status: int, payload: Any) -> Response:
@@ -113,6 +116,15 @@ def method_not_allowed(*allowed: str) -> Response:
     response = Response.json(405, {"error": "Method not allowed"})
     response.headers["Allow"] = ", ".join(allowed)
     return response
+
+
+def _submitted_url(request: Request) -> str:
+    """The url parameter of a form-encoded request (query string or body), as sent."""
+    params = dict(request.query)
+    if request.headers.get_content_type() == "application/x-www-form-urlencoded":
+        raw = request.body.read_all(MAX_FORM_BYTES)
+        params.update(parse_params(raw.decode("utf-8", errors="replace")))
+    return params.get("url", "")
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -160,16 +172,19 @@ class WistiaApi:
                 time.sleep(fault.seconds)
         decisive = faults[-1].kind if faults else None
         if decisive in ("drop", "status", "rate_limit"):
-            response = self._injected(faults[-1])
+            response = self._injected(faults[-1], request)
         else:
             response = self._serve(request, record)
             if decisive == "drop_after_create":
                 response = Response.drop()  # Wistia acted; the answer is lost on the way
+            if decisive == "trickle":
+                response.trickle_seconds = faults[-1].seconds
+                response.trickle_headers = faults[-1].trickle_headers
         self._account.update_record(record, status=None if response.dropped else response.status)
         return response
 
     @staticmethod
-    def _injected(fault: Fault) -> Response:
+    def _injected(fault: Fault, request: Request) -> Response:
         if fault.kind == "drop":
             return Response.drop()
         if fault.kind == "rate_limit":
@@ -177,6 +192,9 @@ class WistiaApi:
         body = fault.body
         if body is None:
             body = f"{fault.status} {_reason_phrase(fault.status)}"
+        if "{url}" in body or "{url_quoted}" in body:
+            url = _submitted_url(request)
+            body = body.replace("{url}", url).replace("{url_quoted}", quote(url, safe=""))
         return Response.text(fault.status, body, fault.content_type)
 
     def _serve(self, request: Request, record: RequestRecord) -> Response:

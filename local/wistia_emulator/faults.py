@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-FAULT_KINDS = ("latency", "status", "drop", "drop_after_create", "rate_limit")
+FAULT_KINDS = ("latency", "status", "drop", "drop_after_create", "rate_limit", "trickle")
 
 
 @dataclass
@@ -25,9 +25,15 @@ class Fault:
     seed: int | None = None  # makes `probability` reproducible
     match_method: str = "POST"  # "*" matches every method
     match_path: str = "/"  # exact, or a prefix when it ends with "*" ("/v1/*")
-    seconds: float = 0.0  # latency: wait this long, then handle the request normally
+    # latency: wait this long, then handle the request normally; trickle: handle it
+    # normally, then send the answer one byte every `seconds`
+    seconds: float = 0.0
+    trickle_headers: bool = False  # trickle: the status line and headers too, not just the body
     status: int = 503  # status: the answer's code, body and content type
-    body: str | None = None  # None: "<status> <reason phrase>"
+    # None: "<status> <reason phrase>". "{url}" in it is replaced by the request's url
+    # parameter, "{url_quoted}" by the same percent-encoded: an error page that quotes what
+    # it was given.
+    body: str | None = None
     content_type: str = "text/plain"
     retry_after: int = 1  # rate_limit: the Retry-After header
 

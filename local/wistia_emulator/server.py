@@ -23,6 +23,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -424,11 +425,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(response.body)
+            if response.trickle_seconds and response.trickle_headers:
+                # What end_headers() would send at once: the status line and the headers.
+                buffered: list[bytes] = getattr(self, "_headers_buffer", [])
+                head = b"".join(buffered) + b"\r\n"
+                buffered.clear()
+                self._trickle(head, response.trickle_seconds)
+            else:
+                self.end_headers()
+            if response.trickle_seconds:
+                self._trickle(response.body, response.trickle_seconds)
+            else:
+                self.wfile.write(response.body)
         except OSError as error:  # the client left before reading its answer
             logger.info("could not answer %s %s: %s", self.command, self.path, error)
             self.close_connection = True
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        """One byte at a time, `seconds` apart: an answer that never times out a read."""
+        self.wfile.flush()
+        for index in range(len(data)):
+            self.wfile.write(data[index : index + 1])
+            self.wfile.flush()
+            time.sleep(seconds)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)

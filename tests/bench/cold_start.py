@@ -90,6 +90,11 @@ def _run(
     return Child(float(match.group(1)), whole, cpu, done.stderr)
 
 
+def run_child(script: str, env: dict[str, str]) -> Child:
+    """One fresh `python -S` process running `script` (which prints BENCH <seconds>)."""
+    return _run(script, env)
+
+
 def measure(
     env: dict[str, str],
     runs: int,

@@ -20,6 +20,12 @@ def p90(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
+def p99(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[-1]
+
+
 @dataclass(frozen=True)
 class Row:
     figure: str

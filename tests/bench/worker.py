@@ -89,6 +89,47 @@ def _floor_role() -> Callable[[Command], Command]:
     return run
 
 
+def _webhook_role() -> Callable[[Command], Command]:
+    from local_stack.harness import LambdaContext
+    from webhook import handler
+
+    def run(command: Command) -> Command:
+        event = command["event"]
+        os.environ["_X_AMZN_TRACE_ID"] = _trace_header()
+        context = LambdaContext()
+        answer, wall, cpu = _timed(lambda: handler.lambda_handler(event, context))
+        applied = json.loads(answer["body"]).get("applied")
+        if answer["statusCode"] != 200 or applied != len(json.loads(event["body"])["events"]):
+            raise RuntimeError(f"the receiver answered {answer}")
+        return {"wall": wall, "cpu": cpu}
+
+    return run
+
+
+def _webhook_floor_role(lookup: bool) -> Callable[[Command], Command]:
+    from bench.receiver_floor import KEY, ReceiverFloor
+
+    floor = ReceiverFloor(os.environ["IMPORTS_TABLE_NAME"], KEY)
+
+    def run(command: Command) -> Command:
+        keys = command["keys"]
+        status, wall, cpu = _timed(lambda: floor.handle(command["event"], keys, lookup))
+        if status != 200:
+            raise RuntimeError(f"the floor answered {status}")
+        return {"wall": wall, "cpu": cpu}
+
+    return run
+
+
+ROLES: dict[str, Callable[[], Callable[[Command], Command]]] = {
+    "function": _function_role,
+    "floor": _floor_role,
+    "webhook": _webhook_role,
+    "webhook-floor": lambda: _webhook_floor_role(lookup=False),
+    "webhook-floor-lookup": lambda: _webhook_floor_role(lookup=True),
+}
+
+
 def _peak_rss_kib() -> float:
     """This process's peak resident set. Linux carries ru_maxrss across fork and exec, so a
     child started by a large parent reports the parent's size there; VmHWM is its own."""
@@ -104,7 +145,7 @@ def _peak_rss_kib() -> float:
 
 def _serve(role: str, channel: TextIO) -> None:
     started = time.perf_counter()
-    run = _function_role() if role == "function" else _floor_role()
+    run = ROLES[role]()
     _send(channel, {"ready": True, "init_seconds": time.perf_counter() - started})
     while True:
         line = sys.stdin.readline()
@@ -126,8 +167,8 @@ def _send(channel: TextIO, answer: Command) -> None:
 
 def main() -> int:
     role = sys.argv[1] if len(sys.argv) > 1 else ""
-    if role not in ("function", "floor"):
-        print("usage: python -S -m bench.worker function|floor", file=sys.stderr)
+    if role not in ROLES:
+        print(f"usage: python -S -m bench.worker {'|'.join(ROLES)}", file=sys.stderr)
         return 2
     channel = os.fdopen(os.dup(1), "w")
     sink = os.open(os.devnull, os.O_WRONLY)

@@ -193,3 +193,49 @@ def test_clear_faults(wistia_emulator: WistiaEmulator) -> None:
 def test_impossible_faults_are_refused(arguments: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Fault(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_trickle_answers_in_full_one_byte_at_a_time(wistia_emulator: WistiaEmulator) -> None:
+    # Every read gets a byte long before any read timeout; the whole answer takes long.
+    wistia_emulator.add_fault(Fault(kind="trickle", seconds=0.01, count=1))
+    started = time.monotonic()
+
+    answer = import_url(wistia_emulator.url, SOURCE)
+
+    assert answer.status == 200
+    assert time.monotonic() - started >= 0.01 * len(answer.data)
+    assert [m["name"] for m in wistia_emulator.medias()] == ["clip.mp4"]  # Wistia acted
+
+
+def test_a_trickle_of_the_headers_too_still_ends_in_a_whole_answer(
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    wistia_emulator.add_fault(Fault(kind="trickle", seconds=0.002, trickle_headers=True, count=1))
+    # Each byte must arrive within the read timeout, never the whole answer.
+    timeout = urllib3.Timeout(connect=2, read=1)
+
+    answer = HTTP.request(
+        "POST",
+        wistia_emulator.url,
+        fields={"url": SOURCE},
+        encode_multipart=False,
+        headers=bearer("test-token"),
+        timeout=timeout,
+    )
+
+    assert answer.status == 200
+    assert answer.json()["hashed_id"]
+
+
+@pytest.mark.parametrize(("placeholder", "quoted"), [("{url}", False), ("{url_quoted}", True)])
+def test_a_status_fault_can_quote_the_url_it_was_given(
+    wistia_emulator: WistiaEmulator, placeholder: str, quoted: bool
+) -> None:
+    from urllib.parse import quote
+
+    wistia_emulator.add_fault(Fault(kind="status", status=400, body=f"bad {placeholder}", count=1))
+
+    answer = import_url(wistia_emulator.url, SOURCE)
+
+    expected = quote(SOURCE, safe="") if quoted else SOURCE
+    assert answer.data.decode() == f"bad {expected}"

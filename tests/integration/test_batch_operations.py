@@ -5,6 +5,7 @@ threshold, the concurrency bound, and the completion report read back from S3.""
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -796,3 +797,35 @@ def test_create_job_refuses_a_function_it_has_no_handler_for(moto_server: LocalA
     operations = BatchOperations({"another-function": Recorder()}, FAST)
     with pytest.raises(InvalidJobRequest, match="no local handler"):
         operations.submit(LambdaInvoke(FUNCTION), GeneratedManifest("any-bucket"))
+
+
+def test_listing_a_versioned_bucket_leaves_every_object_readable(moto_server: LocalAws) -> None:
+    # Given a versioned bucket with a key overwritten, one deleted and one body over moto's
+    # in-memory size (kept in a file)
+    s3 = boto3.client("s3")
+    bucket = f"versions-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    large = b"\x01" * (6 * 1024 * 1024)
+    for n in range(12):
+        s3.put_object(Bucket=bucket, Key=f"k{n:02d}", Body=large if n == 0 else b"old")
+    s3.put_object(Bucket=bucket, Key="k01", Body=b"new")
+    s3.delete_object(Bucket=bucket, Key="k02")
+
+    # When the bucket is listed by version, page after page, again and again
+    for _ in range(3):
+        pages = list(
+            s3.get_paginator("list_object_versions").paginate(
+                Bucket=bucket, PaginationConfig={"PageSize": 5}
+            )
+        )
+        gc.collect()
+
+    # Then the listing marks one latest version per key, and every body is still there
+    versions = [v for page in pages for v in page.get("Versions", [])]
+    latest = {v["Key"] for v in versions if v["IsLatest"]}
+    assert latest == {f"k{n:02d}" for n in range(12)} - {"k02"}
+    assert len(versions) == 13
+    assert s3.get_object(Bucket=bucket, Key="k00")["Body"].read() == large
+    assert s3.get_object(Bucket=bucket, Key="k01")["Body"].read() == b"new"
+    assert s3.get_object(Bucket=bucket, Key="k05")["Body"].read() == b"old"

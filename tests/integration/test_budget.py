@@ -15,15 +15,18 @@ import pytest
 from botocore.config import Config
 
 from local_stack.events import s3_notification, upload
-from local_stack.harness import CapturedLogger, LambdaContext
+from local_stack.harness import CapturedLogger, CountingMetrics, LambdaContext
 from local_stack.template import Stack
 from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
-from s3_to_wistia.budget import IMPORTS, POLLER, Booked, Later, Pace, SharedBudget
+from s3_to_wistia.backfill import BackfillSettings
+from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, Booked, Later, Pace, SharedBudget
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.importing import Importer
-from s3_to_wistia.wiring import build_rate_budget
+from s3_to_wistia.model import ObjectRef, Status
+from s3_to_wistia.pacing import PacedWistia
+from s3_to_wistia.wiring import build_backfill_function, build_rate_budget
 from wistia_emulator import WistiaEmulator
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
@@ -31,12 +34,12 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 
 def schedule(stack: Stack) -> DynamoDBSchedule:
     client = boto3.session.Session().client("dynamodb", config=Config(max_pool_connections=20))
-    return DynamoDBSchedule(client, stack.physical["RateBudgetTable"])
+    return DynamoDBSchedule(client, stack.resources["RateBudgetTable"])
 
 
 def item(stack: Stack) -> dict[str, float]:
     found = boto3.client("dynamodb").get_item(
-        TableName=stack.physical["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
     )
     return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
 
@@ -135,7 +138,7 @@ def test_the_importer_books_its_submissions_on_the_stacks_budget(
     wistia_emulator: WistiaEmulator,
 ) -> None:
     # Given the function as the template configures it (the budget table included)
-    assert settings.rate_budget_table == stack.physical["RateBudgetTable"]
+    assert settings.rate_budget_table == stack.resources["RateBudgetTable"]
     importer = importer_for(settings)
     objects = [upload(stack.bucket, f"budget/{n}.mp4", VIDEO) for n in range(3)]
     started = time.time()
@@ -160,3 +163,37 @@ def test_without_a_table_the_budget_is_this_process_alone(settings: Settings) ->
     budget = build_rate_budget(replace(settings, rate_budget_table=None))
 
     assert budget.take(IMPORTS, deadline=time.time() + 1.0)
+
+
+def test_the_backfill_books_on_the_stacks_budget_instead_of_its_own_pace(
+    stack: Stack, settings: Settings, captured_log: CapturedLogger, wistia_emulator: WistiaEmulator
+) -> None:
+    # Given the backfill function as the template configures it (the budget table included)
+    function = build_backfill_function(
+        settings, BackfillSettings(), captured_log.logger, CountingMetrics()
+    )
+    up = upload(stack.bucket, "budget/backfill.mp4", VIDEO)
+    obj = ObjectRef(up.bucket, up.key, up.version_id, up.etag, up.size, source_event={})
+    started = time.time()
+
+    outcome = function.importer.import_object(obj, deadline=time.time() + 20)
+
+    # Then its submission was booked on the schedule every caller shares, as the backfill's
+    assert outcome.status is Status.SUBMITTED
+    assert item(stack)["next_slot_at"] > started
+    assert function.importer.caller == BACKFILL
+    assert not isinstance(function.importer.wistia, PacedWistia)
+
+
+def test_without_a_budget_table_the_backfill_keeps_to_its_own_pace(
+    settings: Settings, captured_log: CapturedLogger
+) -> None:
+    backfill = BackfillSettings(requests_per_minute=120, concurrency=4)
+
+    function = build_backfill_function(
+        replace(settings, rate_budget_table=None), backfill, captured_log.logger, CountingMetrics()
+    )
+
+    # BACKFILL_REQUESTS_PER_MINUTE over BACKFILL_CONCURRENCY instances: one call every 2 s each
+    assert isinstance(function.importer.wistia, PacedWistia)
+    assert function.importer.wistia.pace.interval == 2.0

@@ -7,44 +7,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from integration.clitools import CLI, Run, run_on_terminal
 from local_stack.aws import LocalAws
 from local_stack.template import Stack
+from s3_to_wistia.cli.local import LocalStack
 from s3_to_wistia.cli.main import main
 from wistia_emulator import Fault, WistiaEmulator
 
-CLI = Path(sys.executable).parent / "s3-to-wistia"
 TOKEN = "test-token"
 # Colour and cursor escapes: none may reach a pipe.
 ESCAPE = "\x1b["
 COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-7]|9[0-7]|38;[0-9;]+)m")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.startswith("s3-to-wistia: error:")]
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -399,6 +383,17 @@ def test_local_takes_the_functions_variables(
     assert len(wistia_emulator.medias()) == 1
 
 
+def test_local_uploads_to_the_local_stack_make_local_keeps_up(
+    cli: Any, local_up: LocalStack, wistia_emulator: WistiaEmulator, tmp_path: Path
+) -> None:
+    clip = media_file(tmp_path, "clip.mp4", 10_000)
+
+    run = cli("upload", str(clip), target=("--local",))
+
+    assert run.code == 0, run.err
+    assert len(wistia_emulator.medias()) == 1
+
+
 def test_local_refuses_an_aws_endpoint_off_this_machine(
     cli: Any, stack: Stack, wistia_emulator: WistiaEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -491,45 +486,9 @@ def test_a_terminal_gets_a_progress_bar(
     stack: Stack, wistia_emulator: WistiaEmulator, tmp_path: Path
 ) -> None:
     clip = media_file(tmp_path, "clip.mp4", 5 * 1024 * 1024)
-    controller, terminal = pty.openpty()
-    screen = bytearray()
-
-    def read_screen() -> None:
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # the terminal closed
-                return
-            if not data:
-                return
-            screen.extend(data)
-
-    reader = threading.Thread(target=read_screen, daemon=True)
-    reader.start()
-    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TTY_INTERACTIVE")}
-    try:
-        done = subprocess.run(  # noqa: S603
-            [
-                str(CLI),
-                "upload",
-                str(clip),
-                "--token-secret",
-                stack.secret_id,
-                "--upload-url",
-                wistia_emulator.url,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            env={**environment, "TERM": "xterm-256color", "COLUMNS": "120"},
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(terminal)
-        reader.join(timeout=5)
-        os.close(controller)
-
-    shown = screen.decode("utf-8", errors="replace")
+    done, shown = run_on_terminal(
+        "upload", str(clip), "--token-secret", stack.secret_id, "--upload-url", wistia_emulator.url
+    )
     assert done.returncode == 0
     assert "clip.mp4" in shown
     assert "5.0/5.0 MiB" in shown

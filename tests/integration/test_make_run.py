@@ -1,10 +1,12 @@
 """`make run`, as a newcomer runs it: the whole pipeline in a subprocess, judged by what it
-prints and its exit status. Also the pieces it stands on: the sample media writers and the
-stand-in for Lambda's asynchronous invocation."""
+prints and its exit status, and what `s3-to-wistia status --local` shows of it afterwards.
+Also the pieces it stands on: the sample media writers and the stand-in for Lambda's
+asynchronous invocation."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import struct
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from local_stack.delivery import AsyncInvoker, Invocation, object_keys
 from local_stack.events import s3_notification, upload
 from local_stack.harness import drain
@@ -24,12 +28,34 @@ from local_stack.samples import FRAME_CHUNK_ID, avi_bytes, builtin_samples, wav_
 from local_stack.template import ROOT, Stack
 
 RUN_TIMEOUT = 120
+CLI = Path(sys.executable).parent / "s3-to-wistia"
+
+
+def checkout_environment() -> dict[str, str]:
+    """This environment, as a shell in the checkout has it: nothing on PYTHONPATH (the run
+    finds the function's code from template.yaml), the checkout's own .local/."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "S3_TO_WISTIA_LOCAL_DIR")
+    }
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    finished: subprocess.CompletedProcess[str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def sample_run() -> SampleRun:
+    """One `make run` of the built-in samples, shared by the tests that read it."""
+    started = time.monotonic()
+    finished = make_run()
+    return SampleRun(finished, time.monotonic() - started)
 
 
 def make_run(*arguments: str) -> subprocess.CompletedProcess[str]:
     """What `make run` executes, from the repository root."""
-    # Nothing on PYTHONPATH: the run finds the function's code from template.yaml.
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment = checkout_environment()
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "local_stack.run", *arguments],
         cwd=ROOT,
@@ -53,14 +79,12 @@ def table_rows(output: str, first_header: str) -> list[list[str]]:
     return rows
 
 
-def test_make_run_shows_every_sample_where_it_should_end() -> None:
-    started = time.monotonic()
-
-    finished = make_run()
+def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) -> None:
+    finished = sample_run.finished
 
     output = finished.stdout
     assert finished.returncode == 0, output + finished.stderr
-    assert time.monotonic() - started < 30
+    assert sample_run.seconds < 30
     rows = {row[0]: row for row in table_rows(output, "object key")}
     for sample in builtin_samples():
         row = rows[sample.key]
@@ -68,17 +92,44 @@ def test_make_run_shows_every_sample_where_it_should_end() -> None:
         if sample.status == "SUBMITTED":
             assert re.fullmatch(r"[a-z0-9]{10}", row[2]), row
             assert row[3] == "ready", row
+            # and the webhooks brought that status into the record
+            assert row[4] == "ready", row
+        if sample.fails_at_wistia:
+            assert (row[3], row[4]) == ("failed", "failed"), row
         if sample.reason:
-            assert sample.reason in row[4], row
+            assert sample.reason in row[5], row
         if sample.delivered_twice:
-            assert "1 Wistia media by this name" in row[4], row
+            assert "1 Wistia media by this name" in row[5], row
     assert len(rows) == len(builtin_samples())
-    # The dead-letter queue holds exactly the upload over the video limit, and says why
-    assert "Dead-letter queue: 1 message" in output
-    [dead_letter] = table_rows(output.split("Dead-letter queue", 1)[1], "object key")
-    assert dead_letter[0] == "One video too many.avi"
-    assert "video limit" in dead_letter[2]
-    assert "OK: all 8 objects ended where they should." in output
+    # The dead-letter queue holds exactly the upload over the video limit and the file Wistia
+    # could not process, and says why
+    assert "Dead-letter queue: 2 messages" in output
+    dead_letters = table_rows(output.split("Dead-letter queue", 1)[1], "object key")
+    reasons = {row[0]: row[2] for row in dead_letters}
+    assert set(reasons) == {"One video too many.avi", "Not really a video.avi"}
+    assert "video limit" in reasons["One video too many.avi"]
+    assert "Wistia could not process the media" in reasons["Not really a video.avi"]
+    assert "OK: all 9 objects ended where they should." in output
+    # Then the objects put in the bucket before the function was wired up (never an event)
+    # came in through the backfill, each once, and the events' objects were left alone
+    assert "3 objects put in the bucket before the function was wired up" in output
+    backfilled = {row[0]: row for row in table_rows(output, "object from before")}
+    assert set(backfilled) == {
+        "earlier/Launch keynote 2019.avi",
+        "earlier/voice memos/Q1 stand-up.wav",
+        "earlier/notes from 2019.txt",
+    }
+    for key in ("earlier/Launch keynote 2019.avi", "earlier/voice memos/Q1 stand-up.wav"):
+        assert backfilled[key][1] == "succeeded"
+        assert re.fullmatch(
+            r"SUBMITTED: imported into Wistia as media [a-z0-9]{10}", backfilled[key][2]
+        )
+    assert backfilled["earlier/notes from 2019.txt"][2].startswith("SKIPPED: extension 'txt'")
+    assert "job Complete: 12 of 12 tasks succeeded, 0 failed" in output
+    assert (
+        "OK: the backfill imported 2 media from before and skipped 1, each once; the 9 objects "
+        "the events had handled were not imported again." in output
+    )
     # And the console stays readable: no request lines, no JSON logs, but where they went
     assert '"GET ' not in output and "HTTP/1.1" not in output
     assert '{"level"' not in output and '"_aws"' not in output
@@ -86,6 +137,43 @@ def test_make_run_shows_every_sample_where_it_should_end() -> None:
     log = ROOT / ".local" / "run" / "function.log"
     assert ".local/run/function.log" in output
     assert '"message":"import submitted"' in log.read_text(encoding="utf-8")
+    # And neither log holds a presigned URL's credentials, though the server log lists the
+    # requests that carried them
+    servers = (ROOT / ".local" / "run" / "servers.log").read_text(encoding="utf-8")
+    assert "GET /" in servers
+    for text in (servers, log.read_text(encoding="utf-8")):
+        assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text
+
+
+def test_after_make_run_status_local_shows_the_runs_records(sample_run: SampleRun) -> None:
+    # Given a finished make run, which ends by suggesting the command
+    assert sample_run.finished.returncode == 0, sample_run.finished.stdout
+    last = sample_run.finished.stdout.splitlines()[-1]
+    assert "s3-to-wistia status --local" in last
+    assert "nothing is left running" in sample_run.finished.stdout.splitlines()[-2]
+
+    # When the operator runs it, nothing of the run being up any more
+    shown = subprocess.run(  # noqa: S603 - our own console script
+        [str(CLI), "status", "--local", "--json"],
+        cwd=ROOT,
+        env=checkout_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then it shows every sample's record, as the run left it, and says where from
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["method"] == "snapshot"
+    assert "the snapshot make run left" in shown.stderr
+    by_key = {r["object_key"]: r for r in document["records"]}
+    assert set(by_key) == {sample.key for sample in builtin_samples()}
+    for sample in builtin_samples():
+        assert by_key[sample.key]["status"] == sample.status, sample.key
+    submitted = sum(sample.status == "SUBMITTED" for sample in builtin_samples())
+    assert document["media_totals"] == {"ready": submitted}
 
 
 def test_make_run_with_source_uploads_every_file_under_it(tmp_path: Path) -> None:
@@ -98,7 +186,7 @@ def test_make_run_with_source_uploads_every_file_under_it(tmp_path: Path) -> Non
     assert finished.returncode == 0, finished.stdout + finished.stderr
     rows = {row[0]: row for row in table_rows(finished.stdout, "object key")}
     assert set(rows) == {"clips/first take.avi", "voice memo.wav"}
-    assert all(row[1] == "SUBMITTED" and row[3] == "ready" for row in rows.values()), rows
+    assert all(row[1] == "SUBMITTED" and row[3:5] == ["ready", "ready"] for row in rows.values())
     assert "no video limit" in finished.stdout
     assert "Dead-letter queue: 0 messages" in finished.stdout
 

@@ -1,10 +1,10 @@
-"""`make redrive` against moto's server and the Wistia emulator: dead letters of every shape
-the queue holds are resubmitted once their cause is fixed, and a message leaves the queue
-only when its object is imported (or a fresh dead letter replaces it)."""
+"""Redrive (`s3-to-wistia redrive`, `make redrive`) against moto's server and the Wistia
+emulator: dead letters of every shape the queue holds are resubmitted once their cause is
+fixed, and a message leaves the queue only when its object is imported (or a fresh dead
+letter replaces it)."""
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections.abc import Callable
@@ -20,7 +20,8 @@ from local_stack.harness import CapturedLogger, LambdaContext, drain, record_of
 from local_stack.template import Stack
 from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
 from s3_to_wistia.adapters.records import Records
-from s3_to_wistia.cli.redrive import main, run
+from s3_to_wistia.cli.main import main
+from s3_to_wistia.cli.redrive import run
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.importing import Importer
@@ -55,11 +56,11 @@ def never_invoked(event: dict[str, Any]) -> Invocation:
 
 
 def run_redrive(stack: Stack, invoke: Invoker | None = None, **options: Any) -> tuple[Summary, str]:
-    out = io.StringIO()
+    lines: list[str] = []
     queue = DeadLetterQueue(boto3.client("sqs"), stack.queue_url, wait_seconds=0)
     records = Records(boto3.client("dynamodb"), stack.table_name)
-    summary = run(queue, records, invoke, out, **options)
-    return summary, out.getvalue()
+    summary = run(queue, records, invoke, lines.append, **options)
+    return summary, "\n".join(lines)
 
 
 def visible(queue_url: str) -> int:
@@ -322,25 +323,39 @@ def test_a_message_for_an_object_imported_since_is_deleted_without_invoking(
 
 
 def test_the_command_line_dry_run_reads_the_queue_and_table_it_is_given(
-    stack: Stack, importer: Importer, captured_log: CapturedLogger, wistia_emulator: WistiaEmulator
+    stack: Stack,
+    importer: Importer,
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     wistia_emulator.set_video_limit(0)
     deliver(s3_notification(upload(stack.bucket, "cli/x.mp4", VIDEO)), importer, captured_log)
-    out = io.StringIO()
+    capsys.readouterr()
 
     code = main(
-        ["--queue-url", stack.queue_url, "--table", stack.table_name, "--dry-run", "--wait", "0"],
-        out=out,
+        [
+            "redrive",
+            "--queue-url",
+            stack.queue_url,
+            "--table",
+            stack.table_name,
+            "--dry-run",
+            "--wait",
+            "0",
+        ]
     )
 
+    out = capsys.readouterr().out
     assert code == 0
-    assert f"Dead-letter queue {stack.queue_url} (dry run: nothing is changed)" in out.getvalue()
-    assert "would redrive 1" in out.getvalue()
+    assert f"Dead-letter queue {stack.queue_url} (dry run: nothing is changed)" in out
+    assert "would redrive 1" in out
     assert visible(stack.queue_url) == 1
 
 
 def test_the_command_line_names_a_stack_it_cannot_find(
     moto_server: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--stack", "no-such-stack", "--wait", "0"]) == 2
-    assert "cannot read stack 'no-such-stack'" in capsys.readouterr().err
+    # A missing stack is a failure (1), not bad usage (2), as for every command.
+    assert main(["redrive", "--stack", "no-such-stack", "--wait", "0"]) == 1
+    assert "no stack 'no-such-stack'" in capsys.readouterr().err

@@ -97,12 +97,39 @@ def expect_bad_configuration(result: ScenarioResult) -> None:
     assert finals["SUBMITTED"] + finals["FAILED"] == 12
 
 
+def expect_unservable(result: ScenarioResult) -> None:
+    # Every class refused or skipped with its reason before Wistia was asked.
+    assert "media Wistia failed to fetch: 0 " in " ".join(result.notes)
+    assert result.verdict.finals["FAILED"] >= 7
+    assert result.verdict.finals["SKIPPED"] >= 1
+    assert result.checks == []
+
+
+def expect_hostile(result: ScenarioResult) -> None:
+    assert any("records left IN_PROGRESS 0" in note for note in result.notes)
+    assert result.checks == []
+
+
+def expect_webhooks_followed(result: ScenarioResult) -> None:
+    # 5% of the 60 files are not media: Wistia accepts them, then fails them
+    assert result.verdict.finals == Counter({"SUBMITTED": 57, "FAILED": 3})
+    assert all("could not process the media" in r for r in result.verdict.dead_letter_reasons)
+    for fault in ("duplicated", "reordered", "never sent"):
+        assert result.faults[f"webhook events {fault}"] > 0
+    assert result.checks == []  # every status Wistia's, none moved back, one letter each
+    assert any("0 moved a media back; 3 failed media, 3 dead letters" in n for n in result.notes)
+    assert result.metrics["StatusPollRequests"] >= 1  # the dropped events, filled in
+
+
 EXPECTATIONS: dict[str, Callable[[ScenarioResult], None]] = {
+    "unservable objects": expect_unservable,
+    "hostile answers and secrets": expect_hostile,
     "duplicates + Wistia faults": expect_duplicates_and_wistia_faults,
     "429 storm + token rotated": expect_throttling_and_rotation,
     "AWS failing": expect_aws_failures,
     "bad input": expect_bad_input,
     "bad configuration": expect_bad_configuration,
+    "webhooks: duplicated, reordered, dropped": expect_webhooks_followed,
 }
 
 
@@ -180,6 +207,14 @@ def wait_for_lease(stack: Stack, key: str, version: str) -> None:
     time.sleep(max(0.0, float(record["lease_expires_at"]) - time.time() + 0.2))
 
 
+def wait_for_medias(wistia: WistiaEmulator, count: int, timeout: float = 15.0) -> None:
+    """Until Wistia holds `count` medias (an import answered late is created late)."""
+    ends = time.monotonic() + timeout
+    while len(wistia.medias()) < count:
+        assert time.monotonic() < ends, f"Wistia holds {len(wistia.medias())} medias"
+        time.sleep(0.05)
+
+
 def test_an_import_whose_record_could_not_be_written_is_not_imported_again(
     stack: Stack,
     importer: Importer,
@@ -192,7 +227,7 @@ def test_an_import_whose_record_could_not_be_written_is_not_imported_again(
     event = s3_notification(obj)
     aws_faults.add(AwsFault("dynamodb", operation="UpdateItem", body_contains='"SUBMITTED"'))
     with pytest.raises(RetryableError, match="DynamoDB"):
-        deliver(event, importer, captured_log, timeout=1.0)
+        deliver(event, importer, captured_log, timeout=3.0)
     assert len(wistia_emulator.medias()) == 1
 
     # When DynamoDB is back and Lambda delivers the event again after the claim's lease
@@ -373,14 +408,13 @@ def test_a_repeat_delivery_while_wistia_still_works_does_not_import_twice(
     wistia_emulator.add_fault(Fault(kind="latency", seconds=1.5, count=1))
     obj = upload(stack.bucket, "late/repeated.mp4", VIDEO)
     event = s3_notification(obj)
-    started = time.monotonic()
     with pytest.raises(RetryableError):
         deliver(event, first, captured_log)
 
     # When S3's repeat of the same event reaches another instance before Wistia has finished
     with contextlib.suppress(RetryableError):  # handed back too: Lambda brings it again
         deliver(event, second, captured_log)
-    time.sleep(max(0.0, started + 2.0 - time.monotonic()))
+    wait_for_medias(wistia_emulator, 1)  # Wistia has finished its slow import by now
     answer = deliver(event, second, captured_log)
 
     # Then Wistia holds one media for the object, and the record names it

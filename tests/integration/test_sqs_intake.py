@@ -33,7 +33,7 @@ def queue_stack(moto_server: LocalAws) -> Stack:
     """The template with Intake=Queue, the bucket notifying the intake queue as its
     NotificationConfiguration says, and failed records back after 1 s."""
     stack = provision(token=TOKEN, parameters={"Intake": "Queue"})
-    queue_url = stack.physical["IntakeQueue"]
+    queue_url = stack.resources["IntakeQueue"]
     sqs = boto3.client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     boto3.client("s3").put_bucket_notification_configuration(
@@ -71,7 +71,7 @@ def running(
                 )
 
             handlers.append(handler)
-        source = SqsEventSource(handlers, queue_stack.physical["IntakeQueue"], 30.0).start()
+        source = SqsEventSource(handlers, queue_stack.resources["IntakeQueue"], 30.0).start()
         sources.append(source)
         return source
 

@@ -48,7 +48,7 @@ def run_queue(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None) ->
         settings = rig.settings(read_timeout=scenario.read_timeout)
         source = rig.sqs_source(scenario.instances, settings, scenario.lambda_timeout)
         # S3's notifications, as the bucket sends them to the queue.
-        queue_url = rig.stack.physical["IntakeQueue"]
+        queue_url = rig.stack.resources["IntakeQueue"]
         sqs = boto3.client("sqs")
         for first in range(0, len(deliveries), 10):
             entries = [

@@ -8,7 +8,6 @@ own captured log, called through s3_to_wistia.dispatch.handle_event as the handl
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
@@ -186,7 +185,7 @@ class Rig:
         batches of ten to `concurrency` instances (each with its own threads for a batch's
         records, as each Lambda environment has); failed records come back one function
         timeout later, as the template's VisibilityTimeout says. Stopped with the rig."""
-        queue_url = self.stack.physical["IntakeQueue"]
+        queue_url = self.stack.resources["IntakeQueue"]
         boto3.client("sqs").set_queue_attributes(
             QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(round(timeout_seconds))}
         )
@@ -301,9 +300,9 @@ class Rig:
 
         queue = DeadLetterQueue(boto3.client("sqs"), self.stack.queue_url, wait_seconds=0)
         records = Records(boto3.client("dynamodb"), self.stack.table_name)
-        out = io.StringIO()
-        run(queue, records, invoke, out)
-        return [line for line in out.getvalue().splitlines() if not line.startswith(" ")][:1]
+        lines: list[str] = []
+        run(queue, records, invoke, lines.append)
+        return [line for line in lines if not line.startswith(" ")][:1]
 
     # --- the end state -----------------------------------------------------------------------
 

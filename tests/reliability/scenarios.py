@@ -239,7 +239,26 @@ def full(
             instances=4,
             max_throttled_share=0.01,
         ),
+        webhooks_at_volume(bulk_objects),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=13),
+        Scenario(
+            name="unservable objects",
+            about="archive classes and tiers (one restored), a KMS key the signer may not use "
+            "(and one it may), SSE-C, keys with dot segments, objects deleted before their "
+            "event, beside ordinary objects; 30% duplicate deliveries",
+            objects=max(120, objects // 4),
+            kind="unservable",
+            seed=16,
+        ),
+        Scenario(
+            name="hostile answers and secrets",
+            about="16% of the imports refused with a message quoting the signed URL (raw or "
+            "percent-encoded), 12% answered a byte every 50 ms, the token secret holding a "
+            "line break for a quarter of the run",
+            objects=max(120, objects // 4),
+            kind="hostile",
+            seed=17,
+        ),
         Scenario(
             name="bad configuration",
             about="",
@@ -274,6 +293,27 @@ def killed_holding_budget(objects: int, limit: int, window: float) -> Scenario:
         lambda_timeout=8.0,
         retry_delays=(10.5, 21.0),
         max_throttled_share=0.01,
+    )
+
+
+def webhooks_at_volume(objects: int, seed: int = 16) -> Scenario:
+    """Every import followed to its final status: Wistia's webhooks duplicated, reordered and
+    dropped as the issue asks, the poller for what they never say."""
+    return Scenario(
+        name="webhooks: duplicated, reordered, dropped",
+        about=f"{objects} imports; Wistia's webhooks: 30% of the events sent twice, 20% held "
+        "back behind later ones, 10% never sent; 2% of the files are not media (Wistia fails "
+        "them); then the status poller, 5 requests a run",
+        objects=objects,
+        kind="webhooks",
+        seed=seed,
+        duplicate_share=0.0,
+        failing_share=0.02,
+        webhook_duplicate_share=0.3,
+        webhook_reorder_share=0.2,
+        webhook_drop_share=0.1,
+        poll_max_requests=5,
+        timeout=900.0,
     )
 
 
@@ -367,7 +407,12 @@ def quick(objects: int = 60) -> list[Scenario]:
             ),
             dlq_outage=(0.2, 0.5),
         ),
+        replace(webhooks_at_volume(objects, seed=106), failing_share=0.05),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=104),
+        Scenario(name="unservable objects", about="", objects=40, kind="unservable", seed=106),
+        Scenario(
+            name="hostile answers and secrets", about="", objects=40, kind="hostile", seed=107
+        ),
         Scenario(name="bad configuration", about="", objects=12, kind="bad-config", seed=105),
     ]
     return [fast(scenario) for scenario in scenarios]

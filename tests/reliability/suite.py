@@ -23,7 +23,9 @@ from s3_to_wistia.config import Settings
 from s3_to_wistia.wiring import build_rate_budget
 from wistia_emulator import Fault
 
-Kind = Literal["standard", "bad-input", "bad-config", "queue", "budget"]
+Kind = Literal[
+    "standard", "bad-input", "bad-config", "queue", "budget", "unservable", "hostile", "webhooks"
+]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
 LEASE_WAIT_LIMIT = 30.0
@@ -74,6 +76,12 @@ class Scenario:
     # Include the inputs that trip the bugs this suite found (off in the `make test` subset,
     # where each has its own test).
     known_gaps: bool = True
+    # Wistia's webhooks (kind "webhooks"): shares of events duplicated, held back behind later
+    # ones, never sent; and the status poller's request budget per run.
+    webhook_duplicate_share: float = 0.0
+    webhook_reorder_share: float = 0.0
+    webhook_drop_share: float = 0.0
+    poll_max_requests: int = 10
 
 
 @dataclass
@@ -226,6 +234,18 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.budget_alone import run_budget_alone
 
         return run_budget_alone(aws, scenario, log_dir)
+    if scenario.kind == "unservable":
+        from reliability.classes import run_unservable
+
+        return run_unservable(aws, scenario, log_dir)
+    if scenario.kind == "hostile":
+        from reliability.classes import run_hostile
+
+        return run_hostile(aws, scenario, log_dir)
+    if scenario.kind == "webhooks":
+        from reliability.webhooks import run_webhooks
+
+        return run_webhooks(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3_to_wistia.config import Settings
-from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord, RecordFields
+from s3_to_wistia.contracts import (
+    MEDIA_FAILED_REASON,
+    MEDIA_WATCHING,
+    PREVIOUS_MEDIA_ATTRIBUTES,
+    DeadLetterMessage,
+    ImportRecord,
+    MediaStatusChange,
+    RecordFields,
+    StatusWrite,
+)
 from s3_to_wistia.errors import (
     AlreadyHandled,
     ClaimedElsewhere,
@@ -25,8 +34,10 @@ from s3_to_wistia.model import (
     Claim,
     ObjectInfo,
     ObjectRef,
+    PendingMedia,
     PresignedUrl,
     ProbeAnswer,
+    RecordKey,
     Status,
     WistiaAnswer,
 )
@@ -95,6 +106,9 @@ class FakeRecords:
 
     clock: Callable[[], float]
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    lookups: int = 0
+    writes: int = 0
+    pending_queries: int = 0
 
     def claim(self, ref: ObjectRef, lease_until: float) -> Claim:
         key = (ref.uri, ref.version)
@@ -136,6 +150,9 @@ class FakeRecords:
         item = self.items[(ref.uri, ref.version)]
         if item.get("claim_id") != claim.claim_id:
             raise RetryableError("lost the claim on the import record")
+        if fields.wistia_hashed_id is not None:
+            for name in PREVIOUS_MEDIA_ATTRIBUTES:
+                item.pop(name, None)
         item.update(fields.attributes(), status=status.value, updated_at=iso_now())
         item.pop("claim_id")
         item.pop("lease_expires_at")
@@ -149,6 +166,103 @@ class FakeRecords:
 
     def record(self, ref: ObjectRef) -> ImportRecord:
         return ImportRecord.from_attributes(self.items[(ref.uri, ref.version)])
+
+    # --- the media's processing (MediaRecords), with the adapter's conditions ---------------
+
+    def add_submitted(self, ref: ObjectRef, hashed_id: str, submitted_at: str) -> RecordKey:
+        """A record as the importer leaves it once Wistia accepted the import."""
+        self.items[(ref.uri, ref.version)] = {
+            "object_uri": ref.uri,
+            "bucket": ref.bucket,
+            "object_key": ref.key,
+            "object_version": ref.version,
+            "status": Status.SUBMITTED.value,
+            "wistia_hashed_id": hashed_id,
+            "submitted_at": submitted_at,
+            "attempts": 1,
+            "media_watch": MEDIA_WATCHING,
+            "media_checked_at": submitted_at,
+            "source_event": ref.source_event,
+        }
+        return RecordKey(ref.uri, ref.version)
+
+    def item(self, key: RecordKey) -> dict[str, Any]:
+        return self.items[(key.object_uri, key.object_version)]
+
+    def records_of_media(self, hashed_id: str) -> list[RecordKey]:
+        self.lookups += 1
+        return [
+            RecordKey(uri, version)
+            for (uri, version), item in self.items.items()
+            if item.get("wistia_hashed_id") == hashed_id
+        ]
+
+    def apply_media_status(
+        self, key: RecordKey, hashed_id: str, change: MediaStatusChange
+    ) -> StatusWrite:
+        self.writes += 1
+        item = self.items.get((key.object_uri, key.object_version))
+        if item is None or item.get("wistia_hashed_id") != hashed_id:
+            return StatusWrite(False, None)
+        before = ImportRecord.from_attributes(dict(item))
+        if item.get("media_event") is not None and not item["media_event"] < change.order:
+            return StatusWrite(False, before)
+        item.update(change.sets(), updated_at=change.checked_at)
+        for name, value in change.sets_if_absent().items():
+            item.setdefault(name, value)
+        for name in change.removes():
+            item.pop(name, None)
+        return StatusWrite(True, before)
+
+    def claim_media_failure(
+        self, key: RecordKey, hashed_id: str, now: str, stale_before: str
+    ) -> ImportRecord | None:
+        item = self.items[(key.object_uri, key.object_version)]
+        due = item.get("media_dead_letter_due")
+        claimable = item.get("status") == Status.SUBMITTED.value or (
+            item.get("status") == Status.FAILED.value and due is not None and due < stale_before
+        )
+        if not (
+            item.get("wistia_hashed_id") == hashed_id
+            and item.get("media_status") == "failed"
+            and "media_watch" in item
+            and claimable
+        ):
+            return None
+        item.update(
+            status=Status.FAILED.value,
+            error=MEDIA_FAILED_REASON,
+            media_dead_letter_due=now,
+            updated_at=now,
+        )
+        return ImportRecord.from_attributes(dict(item))
+
+    def settle_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        item = self.items[(key.object_uri, key.object_version)]
+        if item.get("media_dead_letter_due") == claimed_at:
+            item.pop("media_watch", None)
+            item.pop("media_dead_letter_due", None)
+
+    def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        item = self.items[(key.object_uri, key.object_version)]
+        if item.get("media_dead_letter_due") == claimed_at:
+            item["media_dead_letter_due"] = "1970-01-01T00:00:00.000Z"
+
+    def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
+        self.pending_queries += 1
+        found = sorted(
+            (
+                (item["media_checked_at"], RecordKey(uri, version), item)
+                for (uri, version), item in self.items.items()
+                if item.get("media_watch") == MEDIA_WATCHING
+                and item.get("media_checked_at", "") < checked_before
+            ),
+            key=lambda entry: entry[0],
+        )
+        return [
+            PendingMedia(key, item["wistia_hashed_id"], item.get("media_status"), checked)
+            for checked, key, item in found[:limit]
+        ]
 
 
 @dataclass

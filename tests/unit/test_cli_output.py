@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from s3_to_wistia.cli.output import Output, human_size, scrub, to_json
-from s3_to_wistia.cli.resources import default_stack_name, local_stack_values
+from s3_to_wistia.cli.resources import default_stack_name, environment_values
 
 PRESIGNED = (
     "https://media.s3.amazonaws.com/clip.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
@@ -109,8 +109,8 @@ def test_the_default_stack_is_samconfigs(tmp_path: Path) -> None:
     assert default_stack_name([tmp_path / "elsewhere"]) == "s3-to-wistia"
 
 
-def test_local_reads_the_functions_own_variables() -> None:
-    values = local_stack_values(
+def test_local_reads_your_own_stack_from_the_functions_variables() -> None:
+    values = environment_values(
         {
             "WISTIA_TOKEN_SECRET": "secret-1",
             "IMPORTS_TABLE_NAME": " table-1 ",

@@ -135,3 +135,22 @@ def test_the_lambda_handler_never_imports_the_cli_libraries() -> None:
     assert [
         m for m in loaded if m.split(".")[0] in CLI_MODULES or m.startswith("s3_to_wistia.cli")
     ] == []
+
+
+def test_the_clis_help_does_not_load_the_aws_sdk() -> None:
+    # Every command's module is imported for --help; the AWS SDK waits for a command's work.
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from s3_to_wistia.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['--help'])\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore'))]))\n"
+    )
+
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0, []]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from s3_to_wistia.contracts import RecordFields
 from s3_to_wistia.errors import PermanentError, RetryableError
 from s3_to_wistia.model import ObjectRef, Outcome, Status
 from s3_to_wistia.policy import SETTLE_SECONDS
@@ -209,3 +210,67 @@ def test_an_unusable_token_secret_fails_the_object_with_the_secrets_words() -> N
     assert outcome.status == Status.FAILED
     assert w.dead_letters.sent[0]["reason"] == "the Wistia token secret 'token-secret' is empty"
     assert w.wistia.forms == []
+
+
+def test_a_delivery_that_finds_a_live_claim_waits_for_it_and_ends_with_its_outcome() -> None:
+    # Given another invocation holds the claim and finishes while this delivery waits
+    w = world([ok("m1")])
+    ref = obj()
+    w.objects.put(ref.key)
+    holder = w.records.claim(ref, lease_until=w.clock() + 60)
+    real_sleep = w.importer.sleep
+
+    def holder_finishes(seconds: float) -> None:
+        real_sleep(seconds)
+        w.records.finish(ref, holder, Status.SUBMITTED, RecordFields(wistia_hashed_id="m0"))
+
+    w.importer.sleep = holder_finishes
+
+    outcome = w.importer.import_object(ref, w.clock() + DEADLINE_SECONDS)
+
+    # Then it succeeds with the holder's outcome, having asked Wistia nothing
+    assert outcome.status == Status.SUBMITTED
+    assert w.wistia.forms == []
+    assert w.metrics.counts["DuplicateDeliveries"] == 1
+
+
+def test_a_delivery_that_finds_a_dead_holders_claim_takes_it_over_and_looks_first() -> None:
+    # Given an invocation that died holding the claim (its lease ends in 5 s), as when its
+    # record could not be written: Lambda's retry of the same event finds the claim held
+    w = world([ok("m2")])
+    ref = obj()
+    w.objects.put(ref.key)
+    w.records.claim(ref, lease_until=w.clock() + 5)
+
+    outcome = w.importer.import_object(ref, w.clock() + DEADLINE_SECONDS)
+
+    # Then it waits out the lease, takes the claim over and looks for a media before
+    # submitting (the dead holder may have created one)
+    assert outcome.status == Status.SUBMITTED
+    assert sum(w.clock.slept) >= 5
+    assert w.wistia.lookups == 1
+    assert len(w.wistia.forms) == 1
+
+
+def test_a_delivery_whose_time_runs_out_while_waiting_is_handed_back() -> None:
+    w = world([ok()])
+    ref = obj()
+    w.objects.put(ref.key)
+    w.records.claim(ref, lease_until=w.clock() + 600)
+
+    with pytest.raises(RetryableError, match="another invocation"):
+        w.importer.import_object(ref, w.clock() + 10)
+
+    assert w.wistia.forms == []
+
+
+def test_without_waiting_a_held_claim_is_reported_in_progress() -> None:
+    w = world([ok()])
+    ref = obj()
+    w.objects.put(ref.key)
+    w.records.claim(ref, lease_until=w.clock() + 600)
+
+    outcome = w.importer.import_object(ref, w.clock() + DEADLINE_SECONDS, wait_for_holder=False)
+
+    assert outcome.status == Status.IN_PROGRESS
+    assert w.clock.slept == []

@@ -26,6 +26,7 @@ FUNCTIONS = [
 # The function's configuration, enough for a cold start (no call is made at import).
 ENVIRONMENT = {
     "WISTIA_TOKEN_SECRET": "token",
+    "WISTIA_WEBHOOK_SECRET": "webhook-key",
     "IMPORTS_TABLE_NAME": "imports",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     "AWS_DEFAULT_REGION": "us-east-1",

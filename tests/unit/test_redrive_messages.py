@@ -11,7 +11,8 @@ import pytest
 
 from local_stack.events import fixture
 from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
-from s3_to_wistia.cli.redrive import default_stack_name, summary_lines
+from s3_to_wistia.cli.redrive import summary_lines
+from s3_to_wistia.cli.resources import default_stack_name
 from s3_to_wistia.redrive import DeadLetter, Summary, read_message
 
 S3_RECORD = fixture("s3-object-created.json")["Records"][0]
@@ -144,9 +145,9 @@ def test_the_default_stack_is_the_one_samconfig_deploys(tmp_path: Path) -> None:
         '[staging.global.parameters]\nstack_name = "media-imports-staging"\n'
     )
 
-    assert default_stack_name(tmp_path) == "media-imports"
-    assert default_stack_name(tmp_path, "staging") == "media-imports-staging"
-    assert default_stack_name(tmp_path / "nowhere") == "s3-to-wistia"
+    assert default_stack_name([tmp_path]) == "media-imports"
+    assert default_stack_name([tmp_path], "staging") == "media-imports-staging"
+    assert default_stack_name([tmp_path / "nowhere"]) == "s3-to-wistia"
     assert default_stack_name() == "s3-to-wistia"
 
 

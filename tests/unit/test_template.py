@@ -27,7 +27,7 @@ MANAGED = {
         ("AWSXRayDaemonWriteAccess", ""),
     ]
 }
-# Every AWS call the function makes, and nothing else.
+# Every AWS call the import function makes, and nothing else.
 CALLS_THE_CODE_MAKES = {
     "s3:GetObject",  # HEAD and the presigned GET
     "s3:GetObjectVersion",  # the same, for a versionId
@@ -37,6 +37,24 @@ CALLS_THE_CODE_MAKES = {
     "dynamodb:Query",  # the hashed-id index: is a media another object's already?
     "sqs:SendMessage",  # dead letters (and Lambda's on-failure destination)
     "secretsmanager:GetSecretValue",  # the token (and the signing credentials, when set)
+}
+# ... and the webhook receiver's and the status poller's.
+CALLS_BY_FUNCTION = {
+    "ImportFunction": CALLS_THE_CODE_MAKES,
+    # The same import path, invoked by S3 Batch Operations instead of S3's events.
+    "BackfillFunction": CALLS_THE_CODE_MAKES,
+    "WebhookFunction": {
+        "dynamodb:Query",  # the hashed-id index: which record holds the event's media
+        "dynamodb:UpdateItem",  # the media's status, conditionally; FAILED for a failed media
+        "sqs:SendMessage",  # the dead letter of a failed media
+        "secretsmanager:GetSecretValue",  # the webhook's secret key
+    },
+    "PollerFunction": {
+        "dynamodb:Query",  # the pending-status index
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",  # the Wistia token (the Data API)
+    },
 }
 # What the pseudo parameters render as in these tests.
 PSEUDO = {
@@ -50,6 +68,14 @@ SIGNING_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wistia-si
 TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
 # What the function's EMF metrics are published as (see importer/service.py).
 EMF_METRICS = {
+    "MediaReady",
+    "MediaFailed",
+    "MediaTimeToReady",
+    "WebhookEventsApplied",
+    "WebhookRejected",
+    "StatusPollMediaChecked",
+    "StatusPollThrottled",
+    "StatusPollUnauthorized",
     "ImportsSubmitted",
     "ImportsFailed",
     "ImportsSkipped",
@@ -128,10 +154,18 @@ def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {logical: r for logical, r in resources.items() if r["Type"] == kind}
 
 
-def _allow_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
+def _allow_statements(resources: dict[str, Any], owner: str | None = None) -> list[dict[str, Any]]:
+    """The Allow statements of every role, or of one: a role's logical id, or a function's
+    (its role's)."""
+    roles = _of_type(resources, "AWS::IAM::Role")
+    if owner is not None:
+        role = owner
+        if owner not in roles:
+            role = _function(resources, owner)["Role"].strip("<>").removesuffix(".Arn")
+        roles = {role: roles[role]}
     statements = []
-    for role in _of_type(resources, "AWS::IAM::Role").values():
-        for policy in role["Properties"].get("Policies", []):
+    for found in roles.values():
+        for policy in found["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 if statement["Effect"] == "Allow":
                     statements.append(statement)
@@ -142,10 +176,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _grants(resources: dict[str, Any]) -> dict[str, set[str]]:
-    """Every allowed action and the resources it is allowed on."""
+def _grants(resources: dict[str, Any], owner: str = "ImportFunction") -> dict[str, set[str]]:
+    """Every action a role (or a function's role) allows and the resources it is allowed on."""
     grants: dict[str, set[str]] = {}
-    for statement in _allow_statements(resources):
+    for statement in _allow_statements(resources, owner):
         for action in _as_list(statement["Action"]):
             grants.setdefault(action, set()).update(_as_list(statement["Resource"]))
     return grants
@@ -186,13 +220,25 @@ def test_no_wildcard_actions_or_resources(parameters: dict[str, str]) -> None:
             assert not str(resource).endswith(":*"), statement
 
 
+@pytest.mark.parametrize("function", CALLS_BY_FUNCTION)
 @pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
-def test_the_role_allows_exactly_what_the_code_calls(parameters: dict[str, str]) -> None:
-    assert set(_grants(deployed(**parameters)["Resources"])) == CALLS_THE_CODE_MAKES
+def test_each_role_allows_exactly_what_its_code_calls(
+    parameters: dict[str, str], function: str
+) -> None:
+    resources = deployed(**parameters)["Resources"]
+
+    assert set(_grants(resources, function)) == CALLS_BY_FUNCTION[function]
+
+
+def test_every_function_has_a_role_of_its_own(resources: dict[str, Any]) -> None:
+    roles = [_function(resources, function)["Role"] for function in CALLS_BY_FUNCTION]
+
+    assert len(set(roles)) == len(roles)
+    assert set(_of_type(resources, "AWS::Lambda::Function")) == set(CALLS_BY_FUNCTION)
 
 
 def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, Any]) -> None:
-    assert _grants(resources) == {
+    assert _grants(resources, "ImportFunction") == {
         "s3:GetObject": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:GetObjectVersion": {f"arn:aws:s3:::{NEW_BUCKET}/*"},
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
@@ -204,8 +250,31 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
     }
 
 
+def test_the_webhook_receiver_reads_its_key_and_writes_only_the_records_and_dead_letters(
+    resources: dict[str, Any],
+) -> None:
+    assert _grants(resources, "WebhookFunction") == {
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
+        "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
+        "secretsmanager:GetSecretValue": {"<WistiaWebhookSecret>"},
+    }
+
+
+def test_the_poller_queries_only_the_pending_index_and_reads_only_the_token(
+    resources: dict[str, Any],
+) -> None:
+    assert _grants(resources, "PollerFunction") == {
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch"},
+        # its records, and its slots in the request budget
+        "dynamodb:UpdateItem": {"<ImportsTable.Arn>", "<RateBudgetTable.Arn>"},
+        "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
+        "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
+    }
+
+
 def test_an_existing_bucket_is_the_only_bucket_the_function_reads() -> None:
-    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"])
+    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"], "ImportFunction")
 
     assert grants["s3:GetObject"] == {"arn:aws:s3:::their-media/*"}
     assert grants["s3:ListBucket"] == {"arn:aws:s3:::their-media"}
@@ -215,9 +284,10 @@ def test_the_signing_secret_is_readable_only_when_configured() -> None:
     default = deployed()["Resources"]
     signing = deployed(SigningCredentialsSecretArn=SIGNING_SECRET)["Resources"]
 
-    assert _grants(default)["secretsmanager:GetSecretValue"] == {"<WistiaTokenSecret>"}
+    token = {"<WistiaTokenSecret>"}
+    assert _grants(default, "ImportFunction")["secretsmanager:GetSecretValue"] == token
     assert "SIGNING_CREDENTIALS_SECRET" not in _function(default)["Environment"]["Variables"]
-    assert _grants(signing)["secretsmanager:GetSecretValue"] == {
+    assert _grants(signing, "ImportFunction")["secretsmanager:GetSecretValue"] == {
         "<WistiaTokenSecret>",
         SIGNING_SECRET,
     }
@@ -229,7 +299,11 @@ def test_only_eventbridge_may_invoke_through_its_rule_and_send_it_dead_letters(
     resources: dict[str, Any],
 ) -> None:
     permissions = _of_type(resources, "AWS::Lambda::Permission").values()
-    by_principal = {p["Properties"]["Principal"]: p["Properties"] for p in permissions}
+    by_principal = {
+        p["Properties"]["Principal"]: p["Properties"]
+        for p in permissions
+        if p["Properties"]["FunctionName"] == "<ImportFunction>"
+    }
     policy = resources["DeadLetterQueuePolicy"]
     allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -307,11 +381,19 @@ def test_wistia_settings_reach_the_function_only_when_set() -> None:
 
 
 def test_failed_async_invocations_land_in_the_dead_letter_queue(resources: dict[str, Any]) -> None:
-    [config] = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
-    props = config["Properties"]
+    props = resources["ImportFunctionEventInvokeConfig"]["Properties"]
 
     assert props["MaximumRetryAttempts"] == 2
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == "<DeadLetterQueue.Arn>"
+
+
+def test_a_failed_poller_run_is_not_retried_the_next_scheduled_run_does_the_work(
+    resources: dict[str, Any],
+) -> None:
+    props = resources["PollerFunctionEventInvokeConfig"]["Properties"]
+
+    assert props["FunctionName"] == "<PollerFunction>"
+    assert props["MaximumRetryAttempts"] == 0
 
 
 # --- where the events come from --------------------------------------------------------------
@@ -355,8 +437,9 @@ def test_key_filters_on_a_new_bucket_are_s3_filter_rules(
 def test_an_existing_bucket_is_neither_created_nor_changed_and_eventbridge_delivers() -> None:
     resources = deployed(ExistingBucketName="their-media")["Resources"]
 
-    assert _of_type(resources, "AWS::S3::Bucket") == {}
-    assert _of_type(resources, "AWS::S3::BucketPolicy") == {}
+    # The stack's only bucket holds the backfill's manifests and reports, never media.
+    assert set(_of_type(resources, "AWS::S3::Bucket")) == {"BackfillReportsBucket"}
+    assert set(_of_type(resources, "AWS::S3::BucketPolicy")) == {"BackfillReportsBucketPolicy"}
     rule = resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]
     assert rule["State"] == "ENABLED"
     assert rule["EventPattern"] == {
@@ -539,7 +622,11 @@ def test_kms_keys_are_decryptable_only_when_named_and_only_through_s3() -> None:
     with_keys = deployed(KmsKeyArns=KMS_KEY)["Resources"]
 
     assert "kms:Decrypt" not in _grants(default)
-    [statement] = [s for s in _allow_statements(with_keys) if s["Action"] == "kms:Decrypt"]
+    [statement] = [
+        s
+        for s in _allow_statements(with_keys, "ImportFunctionRole")
+        if s["Action"] == "kms:Decrypt"
+    ]
     assert statement["Resource"] == KMS_KEY
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
@@ -575,8 +662,7 @@ def test_the_created_token_secret_holds_the_placeholder_the_function_recognises(
     from s3_to_wistia.adapters.secrets import PLACEHOLDER_TOKEN, token_from_secret
     from s3_to_wistia.errors import PermanentError
 
-    [secret] = _of_type(resources, "AWS::SecretsManager::Secret").values()
-    initial = secret["Properties"]["SecretString"]
+    initial = resources["WistiaTokenSecret"]["Properties"]["SecretString"]
 
     with pytest.raises(PermanentError, match="paste your Wistia API token into it"):
         token_from_secret(initial, "the-secret")
@@ -723,3 +809,122 @@ def test_an_existing_bucket_with_the_queue_intake_goes_through_eventbridge_to_th
     # and the rule that would invoke the function directly is off
     direct = resources["ImportFunctionObjectCreatedInExistingBucket"]["Properties"]
     assert direct["State"] == "DISABLED"
+
+
+# --- the backfill (S3 Batch Operations) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("parameters", DEPLOYS.values(), ids=DEPLOYS.keys())
+def test_the_backfill_function_may_do_exactly_what_the_import_function_may(
+    parameters: dict[str, str],
+) -> None:
+    # It runs the same import path: same bucket, records, dead letters and secrets, no more.
+    resources = deployed(**parameters)["Resources"]
+
+    assert _grants(resources, "BackfillFunctionRole") == _grants(resources, "ImportFunctionRole")
+
+
+def test_the_backfill_job_role_is_s3_batch_operations_and_does_only_its_three_things(
+    resources: dict[str, Any],
+) -> None:
+    role = resources["BackfillRole"]["Properties"]
+
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    # Read the manifest (or list the bucket to generate one), invoke the function, write the
+    # report: never the media itself (the function reads it), never the table or the queue.
+    assert _grants(resources, "BackfillRole") == {
+        "lambda:InvokeFunction": {"<BackfillFunction.Arn>"},
+        "s3:GetObject": {"<BackfillReportsBucket.Arn>/manifests/*"},
+        "s3:GetObjectVersion": {"<BackfillReportsBucket.Arn>/manifests/*"},
+        "s3:PutObject": {"<BackfillReportsBucket.Arn>/reports/*"},
+        "s3:GetBucketLocation": {"<BackfillReportsBucket.Arn>"},
+        "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
+        "s3:ListBucketVersions": {f"arn:aws:s3:::{NEW_BUCKET}"},
+    }
+
+
+def test_the_backfill_job_role_lists_an_existing_bucket_and_no_other() -> None:
+    grants = _grants(deployed(ExistingBucketName="their-media")["Resources"], "BackfillRole")
+
+    assert grants["s3:ListBucket"] == {"arn:aws:s3:::their-media"}
+    assert grants["s3:ListBucketVersions"] == {"arn:aws:s3:::their-media"}
+
+
+def test_the_backfill_function_is_capped_and_told_its_share_of_wistias_rate() -> None:
+    default = _function(deployed()["Resources"], "BackfillFunction")
+    tuned = _function(
+        deployed(BackfillConcurrency="8", BackfillRequestsPerMinute="480")["Resources"],
+        "BackfillFunction",
+    )
+
+    assert default["Handler"] == "backfill.handler.lambda_handler"
+    assert default["ReservedConcurrentExecutions"] == "3"
+    variables = default["Environment"]["Variables"]
+    assert (variables["BACKFILL_CONCURRENCY"], variables["BACKFILL_REQUESTS_PER_MINUTE"]) == (
+        "3",
+        "240",
+    )
+    assert tuned["ReservedConcurrentExecutions"] == "8"
+    assert tuned["Environment"]["Variables"]["BACKFILL_CONCURRENCY"] == "8"
+    assert tuned["Environment"]["Variables"]["BACKFILL_REQUESTS_PER_MINUTE"] == "480"
+    # The same import settings as the import function, so both import an object alike
+    imports = _function(deployed()["Resources"])["Environment"]["Variables"]
+    assert {k: v for k, v in variables.items() if not k.startswith("BACKFILL_")} == imports
+
+
+def test_by_default_imports_and_backfill_together_stay_under_wistias_600_a_minute() -> None:
+    parameters = load_template()["Parameters"]
+    # The import function's own description: about 60 requests a minute per instance.
+    imports = 60 * int(parameters["ReservedConcurrency"]["Default"])
+    backfill = int(parameters["BackfillRequestsPerMinute"]["Default"])
+
+    assert imports + backfill <= 600
+
+
+def test_nothing_invokes_the_backfill_function_but_the_job_role(resources: dict[str, Any]) -> None:
+    permissions = _of_type(resources, "AWS::Lambda::Permission").values()
+    targets = [p["Properties"]["FunctionName"] for p in permissions]
+
+    assert "<BackfillFunction>" not in targets and "<BackfillFunction.Arn>" not in targets
+    # Batch Operations invokes it synchronously and retries a task itself: no async config.
+    configs = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    assert "<BackfillFunction>" not in [c["Properties"]["FunctionName"] for c in configs]
+
+
+def test_the_reports_bucket_is_private_encrypted_https_only_and_expires_its_files(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["BackfillReportsBucket"]
+    props = bucket["Properties"]
+    [deny] = resources["BackfillReportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    [expiry] = props["LifecycleConfiguration"]["Rules"]
+    assert expiry["ExpirationInDays"] == 90
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_outputs_name_the_backfill_function_its_role_and_where_reports_go() -> None:
+    outputs = deployed()["Outputs"]
+
+    assert outputs["BackfillFunctionArn"]["Value"] == "<BackfillFunction.Arn>"
+    assert outputs["BackfillRoleArn"]["Value"] == "<BackfillRole.Arn>"
+    assert outputs["BackfillReportsBucket"]["Value"] == "<BackfillReportsBucket>"
+    assert outputs["BackfillRequestsPerMinute"]["Value"] == "240"

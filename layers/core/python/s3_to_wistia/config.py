@@ -148,6 +148,106 @@ class Settings:
         )
 
 
+# Wistia's webhook bodies are a few KiB (at most a few dozen events); a Function URL takes
+# up to 6 MB. Anything over the limit is refused before it is read.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+FUNCTION_URL_MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_REQUESTS_PER_MINUTE = 600
+# The poller's share of the account's request budget, at most: the rest is the importer's.
+POLLER_SHARE_OF_BUDGET = 0.1
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The webhook receiver's configuration (../shared/CONTRACT.md, "Processing status")."""
+
+    webhook_secret_id: str
+    imports_table_name: str
+    dead_letter_queue_url: str
+    # Powertools caches the secret this long: a rotated key works within it, without a
+    # redeploy (sooner: a signature that does not match reads the secret again).
+    secret_cache_seconds: int = 300
+    max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+    aws_region: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
+        env = os.environ if env is None else env
+        return cls(
+            webhook_secret_id=_required(env, "WISTIA_WEBHOOK_SECRET"),
+            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
+            secret_cache_seconds=_integer(
+                env, "WISTIA_WEBHOOK_SECRET_CACHE_SECONDS", cls.secret_cache_seconds, minimum=0
+            ),
+            max_body_bytes=_integer(
+                env,
+                "WEBHOOK_MAX_BODY_BYTES",
+                cls.max_body_bytes,
+                minimum=1024,
+                maximum=FUNCTION_URL_MAX_BODY_BYTES,
+            ),
+            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+        )
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """The status poller's configuration."""
+
+    token_secret_id: str
+    imports_table_name: str
+    dead_letter_queue_url: str
+    api_url: str = "https://api.wistia.com/"
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # A record is polled once nothing was learned about its media for this long.
+    poll_after_seconds: int = 900
+    # Requests to the Data API in one run (100 medias each).
+    max_requests: int = 10
+    token_cache_seconds: int = 300
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    aws_region: str | None = None
+    # The account's shared request budget (Settings' fields of the same names): with a
+    # table, each of the run's requests is booked on it too.
+    rate_budget_table: str | None = None
+    rate_window_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
+        env = os.environ if env is None else env
+        per_minute = _integer(env, "WISTIA_REQUESTS_PER_MINUTE", cls.requests_per_minute, minimum=1)
+        # Whole runs of requests: a schedule of a minute or more never takes more than this
+        # share of the account's minute.
+        share = max(1, int(per_minute * POLLER_SHARE_OF_BUDGET))
+        max_requests = _integer(env, "STATUS_POLL_MAX_REQUESTS", cls.max_requests, minimum=1)
+        if max_requests > share:
+            raise ConfigError(
+                f"STATUS_POLL_MAX_REQUESTS must be at most {share} (a tenth of "
+                f"WISTIA_REQUESTS_PER_MINUTE={per_minute}: the rest is the importer's), "
+                f"got {max_requests}"
+            )
+        return cls(
+            token_secret_id=_required(env, "WISTIA_TOKEN_SECRET"),
+            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
+            api_url=_https_url(env, "WISTIA_API_URL", cls.api_url),
+            requests_per_minute=per_minute,
+            poll_after_seconds=_integer(
+                env, "STATUS_POLL_AFTER_SECONDS", cls.poll_after_seconds, minimum=0
+            ),
+            max_requests=max_requests,
+            token_cache_seconds=_integer(
+                env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
+            ),
+            connect_timeout=_number(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=_number(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
+            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+            rate_budget_table=_optional(env, "RATE_BUDGET_TABLE_NAME"),
+            rate_window_seconds=_number(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
+        )
+
+
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None

@@ -6,10 +6,12 @@ the operators' tools and the tests alike, so the shapes cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote_plus
 
 from s3_to_wistia.model import ObjectRef
 
@@ -17,6 +19,30 @@ from s3_to_wistia.model import ObjectRef
 MAX_WISTIA_ERROR_CHARS = 4000
 # What a dead letter keeps of an SQS message that is not an S3 event.
 MAX_UNREADABLE_BODY_CHARS = 100_000
+
+# The value of `media_watch` while a record waits for its media's final status: the
+# pending-status index (by-media-watch) lists exactly the records that hold it.
+MEDIA_WATCHING = "pending"
+# Wistia's processing statuses (../shared/CONTRACT.md, "Processing status").
+MEDIA_STATUSES = ("queued", "processing", "ready", "failed", "deleted")
+# Statuses after which nothing is awaited. A failed media is awaited until its dead letter
+# is sent (see MediaStatusChange).
+MEDIA_DONE = frozenset({"ready", "deleted"})
+# Recording a new media (a first import or a redrive's) starts its processing status
+# afresh: these attributes described the media the record held before.
+PREVIOUS_MEDIA_ATTRIBUTES = (
+    "media_status",
+    "media_status_at",
+    "media_ready_at",
+    "media_event",
+    "media_dead_letter_due",
+)
+MEDIA_FAILED_REASON = (
+    "Wistia could not process the media (usually a format or size error, or a URL it could "
+    "not fetch); a redrive imports the object again with a fresh URL"
+)
+# An S3 ETag (what an unversioned bucket's record holds as its object version).
+_ETAG = re.compile(r'"?[0-9a-fA-F]{32}(-[0-9]+)?"?')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +67,15 @@ class RecordFields:
     submitted_at: str | None = None
     # Wistia answered none of the submissions, but its media list showed the import.
     recovered_lost_answer: bool | None = None
+    # True when the URL names the S3 version, so Wistia fetches exactly these bytes; False
+    # in an unversioned bucket, where an overwrite before Wistia's fetch would be fetched.
+    version_pinned: bool | None = None
+    # Set with each new media: the record waits for the media's final status (MEDIA_WATCHING,
+    # so the pending-status index lists it) and was last checked then; the event that named
+    # the object, so a media Wistia fails can be dead-lettered and redriven as it came.
+    media_watch: str | None = None
+    media_checked_at: str | None = None
+    source_event: dict[str, Any] | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The attributes to write: every field that is set."""
@@ -61,9 +96,22 @@ class ImportRecord(RecordFields):
     # The claim of the invocation importing it now (status IN_PROGRESS), and until when.
     claim_id: str | None = None
     lease_expires_at: Decimal | None = None
-    # Set by the operators' redrive each time it reopens the record.
+    # Set by the operators' redrive (and `s3-to-wistia import --again`) each time it
+    # reopens the record.
     redrives: int | None = None
     redriven_at: str | None = None
+    # The medias earlier imports of this object version created, oldest first, when an
+    # operator imported it again on purpose (`s3-to-wistia import --again`).
+    replaced_wistia_hashed_ids: list[str] | None = None
+    # Wistia's processing of the media (MediaStatusChange writes them): its status, the
+    # generated_at of the event applied last (or when the poller read it), when it became
+    # ready, the order key of the event applied last, and since when the dead letter of a
+    # failed media is being sent (absent once it is).
+    media_status: str | None = None
+    media_status_at: str | None = None
+    media_ready_at: str | None = None
+    media_event: str | None = None
+    media_dead_letter_due: str | None = None
 
     @property
     def object_uri(self) -> str:
@@ -91,7 +139,67 @@ class ImportRecord(RecordFields):
             values.setdefault("bucket", bucket)
             values["object_key"] = key
         values.setdefault("status", "")
+        if "source_event" in values:
+            values["source_event"] = _plain_json(values["source_event"])
         return cls(**values)
+
+    def redrive_source_event(self) -> dict[str, Any]:
+        """The event that imports this object version again: the one that named it, else
+        (records written before it was kept) an S3 record rebuilt from the key."""
+        source = self.source_event
+        if isinstance(source, dict) and (
+            source.get("eventSource") == "aws:s3" or source.get("source") == "aws.s3"
+        ):
+            return source
+        version = self.object_version.strip('"')
+        named = {"eTag": version} if _ETAG.fullmatch(version) else {"versionId": version}
+        return {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": self.bucket},
+                "object": {"key": quote_plus(self.object_key, safe="/"), **named},
+            },
+        }
+
+
+@dataclass(frozen=True)
+class MediaStatusChange:
+    """The one writer of a record's processing status: one status learned about its media,
+    applied only when it is newer than the one stored (`order`, see media_events)."""
+
+    status: str
+    status_at: str
+    order: str
+    checked_at: str
+
+    def sets(self) -> dict[str, Any]:
+        values = {
+            "media_status": self.status,
+            "media_status_at": self.status_at,
+            "media_event": self.order,
+            "media_checked_at": self.checked_at,
+        }
+        if self.status not in MEDIA_DONE:
+            # Still awaited (or, failed, awaiting its dead letter): the poller looks after it.
+            values["media_watch"] = MEDIA_WATCHING
+        return values
+
+    def sets_if_absent(self) -> dict[str, Any]:
+        """Kept from the first time: when the media became ready."""
+        return {"media_ready_at": self.status_at} if self.status == "ready" else {}
+
+    def removes(self) -> tuple[str, ...]:
+        return ("media_watch",) if self.status in MEDIA_DONE else ()
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """What became of a MediaStatusChange: `applied` or not (an older or repeated event),
+    and the record as it was before; None when no record holds that media (any more)."""
+
+    applied: bool
+    before: ImportRecord | None
 
 
 @dataclass(frozen=True)
@@ -133,6 +241,25 @@ class DeadLetterMessage:
             attempts=attempts,
             failed_at=failed_at,
             source_event=obj.source_event,
+        )
+
+    @classmethod
+    def for_media_failure(
+        cls, record: ImportRecord, hashed_id: str, *, failed_at: str
+    ) -> DeadLetterMessage:
+        """A media Wistia accepted and then could not process: retryable, since a redrive
+        imports the object again (with a fresh URL)."""
+        return cls(
+            bucket=record.bucket,
+            object_key=record.object_key,
+            object_version=record.object_version,
+            reason=MEDIA_FAILED_REASON,
+            http_status=None,
+            wistia_error={"event": "media.failed", "hashed_id": hashed_id},
+            retryable=True,
+            attempts=record.attempts or 0,
+            failed_at=failed_at,
+            source_event=record.redrive_source_event(),
         )
 
     @classmethod
@@ -193,6 +320,17 @@ class DeadLetterMessage:
         if isinstance(source, dict) and source.get("source") == "aws.s3":
             return source
         return None
+
+
+def _plain_json(value: Any) -> Any:
+    """A value read from DynamoDB with its numbers as JSON has them (ints stay ints)."""
+    if isinstance(value, dict):
+        return {k: _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, Decimal):
+        return _json_default(value)
+    return value
 
 
 def _text_or_none(value: object) -> str | None:

@@ -56,11 +56,9 @@ def import_all(
 ) -> list[dict[str, str]]:
     """Import every object named; raise RetryableError after trying all if any must come back.
 
-    An object another invocation is importing right now is done as far as a direct or
-    EventBridge delivery goes (the holder, or its own event's retry, finishes it: failing
-    here would only count an error for S3's ordinary duplicate deliveries). An SQS message
-    for it is handed back all the same, with `hand_back_in_progress`: that costs nothing
-    and keeps the message until the record is final."""
+    A direct or EventBridge delivery that finds another invocation importing the object
+    waits for it (see Importer.import_object). An SQS message for it is handed back
+    instead, with `hand_back_in_progress`: that costs nothing, and SQS brings it back."""
     for reason in parsed.ignored:
         log.info("record ignored", reason=reason)
     results: list[dict[str, str]] = []
@@ -70,7 +68,9 @@ def import_all(
             bucket=obj.bucket, object_key=obj.key, object_version=obj.version
         )
         try:
-            outcome = importer.import_object(obj, deadline)
+            outcome = importer.import_object(
+                obj, deadline, wait_for_holder=not hand_back_in_progress
+            )
             results.append(
                 {"object": obj.uri, "version": obj.version, "status": outcome.status.value}
             )

@@ -56,3 +56,8 @@ class WistiaUnreachable(ImporterError):
 
 class UnsupportedEvent(ValueError):
     """The event is not one this function accepts."""
+
+
+class NotAWebhook(ValueError):
+    """A correctly signed body that is not a Wistia webhook body (not JSON, no `events`, an
+    event without what its type needs): answered 400, nothing changes."""

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from s3_to_wistia.budget import IMPORTS, Unmetered
 from s3_to_wistia.config import Settings
-from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
+from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, RecordFields
 from s3_to_wistia.errors import (
     AlreadyHandled,
     ClaimedElsewhere,
@@ -28,6 +28,7 @@ from s3_to_wistia.errors import (
 )
 from s3_to_wistia.model import (
     Claim,
+    ImportOptions,
     ObjectInfo,
     ObjectRef,
     Outcome,
@@ -78,6 +79,7 @@ from s3_to_wistia.rules import (
     project_for,
     skip_reason_for_key,
     skip_reason_for_size,
+    storable,
     storable_answer,
     unfetchable_key_reason,
     unservable_reason,
@@ -94,6 +96,8 @@ PAUSING_STATUSES = frozenset({429, 503})
 # S3's two reads of an object (HEAD, and the probe through the URL) run beside its claim:
 # two threads for each of the records an SQS batch imports at once.
 READ_THREADS = 20
+# How often a delivery that finds the claim held asks again (the last one repeats).
+HOLDER_POLL_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
 
 def _read_pool() -> Executor:
@@ -106,6 +110,9 @@ class _Reads:
 
     info: Future[ObjectInfo]
     signed: Future[tuple[PresignedUrl, ProbeAnswer | None]]
+
+
+NO_OPTIONS = ImportOptions()
 
 
 @dataclass
@@ -128,7 +135,19 @@ class Importer:
     # Threads for the reads beside the claim (made when first used).
     reads: Executor = field(default_factory=_read_pool)
 
-    def import_object(self, obj: ObjectRef, deadline: float) -> Outcome:
+    def import_object(
+        self,
+        obj: ObjectRef,
+        deadline: float,
+        options: ImportOptions = NO_OPTIONS,
+        described: ObjectInfo | None = None,
+        wait_for_holder: bool = True,
+    ) -> Outcome:
+        """Import one object version. `described`: what a HEAD of this very version said a
+        moment ago (a backfill asks before it can name the object), so it is not asked again.
+        Another delivery of it that holds the claim right now is waited for
+        (`wait_for_holder`): its record ends final, or its lease runs out and this delivery
+        takes over; without waiting, the outcome is IN_PROGRESS."""
         skip = skip_reason_for_key(obj.key, self.settings.extensions) or skip_reason_for_size(
             obj.size
         )
@@ -137,21 +156,12 @@ class Importer:
             return self._skipped(obj, skip)
         # S3 is read while the claim is written: reads change nothing, and a duplicate
         # delivery only drops what they found.
-        reads = self._start_reads(obj)
+        reads = self._start_reads(obj, described)
+        claim = self._claim(obj, deadline, wait_for_holder)
+        if isinstance(claim, Outcome):
+            return claim
         try:
-            claim = self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
-        except AlreadyHandled as done:
-            self.log.info("duplicate delivery ignored", record_status=done.status)
-            self._count("DuplicateDeliveries")
-            return Outcome(Status(done.status), obj, "already handled by an earlier delivery")
-        except ClaimedElsewhere:
-            # Not an error: S3 delivers at least once. The invocation holding the claim
-            # finishes the object, or its own event comes back once its lease has ended.
-            self.log.info("duplicate delivery ignored: another invocation is importing it")
-            self._count("DuplicateDeliveries")
-            return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
-        try:
-            prepared = self._prepare(obj, claim, reads)
+            prepared = self._prepare(obj, claim, options, reads)
         except Exception as error:
             self._release_unexpected(obj, claim, error, claim.earlier_attempts)
             raise
@@ -160,14 +170,19 @@ class Importer:
         form, presigned = prepared
         return self._submit(obj, claim, form, presigned, deadline)
 
-    def _start_reads(self, obj: ObjectRef) -> _Reads | None:
-        """HEAD, and the presigned URL with its probe, on two threads; None when the key
-        alone shows that Wistia could never fetch the object."""
+    def _start_reads(self, obj: ObjectRef, described: ObjectInfo | None) -> _Reads | None:
+        """HEAD (unless `described` already says what it would), and the presigned URL with
+        its probe, on threads; None when the key alone shows that Wistia could never fetch
+        the object."""
         if unfetchable_key_reason(obj.key):
             return None
-        return _Reads(
-            self.reads.submit(self.storage.head, obj), self.reads.submit(self._signed, obj)
-        )
+        info: Future[ObjectInfo]
+        if described is None:
+            info = self.reads.submit(self.storage.head, obj)
+        else:
+            info = Future()
+            info.set_result(described)
+        return _Reads(info, self.reads.submit(self._signed, obj))
 
     def _signed(self, obj: ObjectRef) -> tuple[PresignedUrl, ProbeAnswer | None]:
         presigned = self.storage.presign(obj, self.settings.presigned_url_expires)
@@ -175,8 +190,43 @@ class Importer:
             return presigned, None
         return presigned, self.storage.probe(presigned.url)
 
+    def _claim(self, obj: ObjectRef, deadline: float, wait: bool) -> Claim | Outcome:
+        """The claim on the record, or how the object ended without it.
+
+        S3 delivers at least once and Lambda retries a failed event, so a delivery may find
+        the claim held: by a live invocation about to finish, or by one that died (its lease
+        ends with its timeout). Waiting turns both into a success, the first when the record
+        ends final, the second by taking the claim over once the lease has run out, instead
+        of failing an invocation (an error for S3's ordinary duplicates) or dropping an
+        event the dead holder will never finish."""
+        pauses = iter(HOLDER_POLL_SECONDS)
+        waited = False
+        while True:
+            try:
+                return self.records.claim(obj, lease_until=deadline + FINISH_RESERVE_SECONDS)
+            except AlreadyHandled as done:
+                self.log.info("duplicate delivery ignored", record_status=done.status)
+                if not waited:
+                    self._count("DuplicateDeliveries")
+                return Outcome(
+                    Status(done.status), obj, "already handled by another delivery", earlier=True
+                )
+            except ClaimedElsewhere:
+                if not waited:
+                    self._count("DuplicateDeliveries")
+                if not wait:
+                    self.log.info("duplicate delivery: another invocation is importing it")
+                    return Outcome(Status.IN_PROGRESS, obj, "another invocation is importing it")
+                pause = next(pauses, HOLDER_POLL_SECONDS[-1])
+                if self.clock() + pause > deadline - FINISH_RESERVE_SECONDS:
+                    raise
+                if not waited:
+                    self.log.info("another invocation is importing it; waiting for it")
+                waited = True
+                self.sleep(pause)
+
     def _prepare(
-        self, obj: ObjectRef, claim: Claim, reads: _Reads | None
+        self, obj: ObjectRef, claim: Claim, options: ImportOptions, reads: _Reads | None
     ) -> Outcome | tuple[dict[str, str], PresignedUrl]:
         """Everything before the submission: can Wistia fetch this object at all? The form
         and the URL when it can, else how the object ended. The reads are judged in their
@@ -197,7 +247,7 @@ class Importer:
             fields = RecordFields(error=str(error), unanswered_submits=claim.earlier_attempts)
             self.records.release(obj, claim, fields)
             raise
-        return self._form(obj, info, presigned.url), presigned
+        return self._form(obj, info, presigned.url, options), presigned
 
     def _servable(self, obj: ObjectRef, reads: _Reads | None) -> tuple[ObjectInfo, _Reads]:
         """What S3 says of the object, once sure S3 would serve it through a URL at all."""
@@ -256,9 +306,8 @@ class Importer:
             try:
                 result, tries = self._attempt(form, tries, refresh_token, deadline)
             except Exception as error:
-                # A submission may have reached Wistia: the next delivery looks first.
-                submitted = int(tries.first_submit_at is not None)
-                self._release_unexpected(obj, claim, error, tries.unanswered + submitted)
+                # The submission may have reached Wistia: the next delivery looks first.
+                self._release_unexpected(obj, claim, error, tries.unanswered + 1)
             decision, tries = decide(
                 result,
                 tries,
@@ -398,7 +447,9 @@ class Importer:
         )
         raise RetryableError(f"{reason}; gave up after {tries.count} attempt(s) in this invocation")
 
-    def _form(self, obj: ObjectRef, info: ObjectInfo, url: str) -> dict[str, str]:
+    def _form(
+        self, obj: ObjectRef, info: ObjectInfo, url: str, options: ImportOptions
+    ) -> dict[str, str]:
         meta = info.metadata
         name = media_name(
             obj.key,
@@ -408,9 +459,10 @@ class Importer:
         )
         form = {"url": url, "name": name}
         description = meta.get("wistia-description")
+        # The object's own metadata first, then what the caller (a backfill job) asks.
         project_id = project_for(
             obj.key,
-            meta.get("wistia-project-id"),
+            meta.get("wistia-project-id") or options.project_id,
             self.settings.project_map,
             self.settings.project_id,
         )
@@ -420,6 +472,8 @@ class Importer:
             form["project_id"] = project_id
         if self.settings.contact_id is not None:
             form["contact_id"] = str(self.settings.contact_id)
+        if options.low_priority:
+            form["low_priority"] = "true"  # Wistia's hint for bulk uploads and migrations
         return form
 
     def _submitted(
@@ -432,16 +486,23 @@ class Importer:
     ) -> Outcome:
         media = decision.media
         hashed_id = str(media["hashed_id"])
+        submitted_at = iso_now()
         fields = RecordFields(
             wistia_hashed_id=hashed_id,
             wistia_media_id=media.get("id"),
             wistia_response=media,
             source_url=without_query(presigned.url),
             url_expires_at=iso(presigned.expires_at),
-            submitted_at=iso_now(),
+            submitted_at=submitted_at,
             attempts=tries.count,
             unanswered_submits=tries.unanswered,
             recovered_lost_answer=True if decision.recovered else None,
+            version_pinned=obj.version_id is not None,
+            # Awaiting the media's final status from now on (webhooks, else the poller); the
+            # event is kept so a media Wistia fails can be redriven as it came.
+            media_watch=MEDIA_WATCHING,
+            media_checked_at=submitted_at,
+            source_event=storable(obj.source_event),
         )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")

@@ -51,6 +51,7 @@ class ObjectInfo:
     encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
     kms_key_id: str | None = None
     etag: str | None = None
+    version_id: str | None = None  # None in a bucket that never had versioning
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,48 @@ class Outcome:
     status: Status
     object: ObjectRef
     detail: str = ""
+    # An earlier delivery (an event or a backfill) had already finished the object.
+    earlier: bool = False
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    """The key of one import record: s3://bucket/key and the object version."""
+
+    object_uri: str
+    object_version: str
+
+
+@dataclass(frozen=True)
+class MediaEvent:
+    """One thing learned about a Wistia media's processing: a webhook event, or what the
+    status poller read from the Data API."""
+
+    uuid: str
+    type: str  # media.processing, media.ready, ...; "poll" for the poller's readings
+    hashed_id: str
+    # The processing status it says (queued, processing, ready, failed, deleted), or None
+    # for an event type that says nothing about it (media.created, media.updated, ...).
+    status: str | None
+    # generated_at (or when the poller read it), ISO-8601 UTC with milliseconds.
+    generated_at: str
+
+
+@dataclass(frozen=True)
+class PendingMedia:
+    """A record whose media's final status is not known yet (or whose failure is not yet
+    dead-lettered), as the pending-status index lists it."""
+
+    key: RecordKey
+    hashed_id: str
+    media_status: str | None
+    checked_at: str
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What one caller asks of an import beyond the function's settings: a backfill's
+    job-wide project and Wistia's hint for bulk uploads. The event path passes none."""
+
+    project_id: str | None = None  # below the object's own metadata, above the settings
+    low_priority: bool = False

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from s3_to_wistia.contracts import DeadLetterMessage, RecordFields
+from s3_to_wistia.contracts import (
+    DeadLetterMessage,
+    ImportRecord,
+    MediaStatusChange,
+    RecordFields,
+    StatusWrite,
+)
 from s3_to_wistia.model import (
     Claim,
     ObjectInfo,
     ObjectRef,
+    PendingMedia,
     PresignedUrl,
     ProbeAnswer,
+    RecordKey,
     Status,
     WistiaAnswer,
 )
@@ -57,6 +65,44 @@ class RecordStore(Protocol):
 
     def recorded_media(self, hashed_ids: list[str]) -> set[str]:
         """Which of these Wistia medias some record already holds."""
+        ...
+
+
+class MediaRecords(Protocol):
+    """The import records as the webhook receiver and the status poller use them: found by
+    their media's hashed id, or listed while their media's final status is awaited."""
+
+    def records_of_media(self, hashed_id: str) -> list[RecordKey]:
+        """The records holding this Wistia media (the hashed-id index); none for a media
+        this project did not create."""
+        ...
+
+    def apply_media_status(
+        self, key: RecordKey, hashed_id: str, change: MediaStatusChange
+    ) -> StatusWrite:
+        """Write `change` if the record still holds this media and the change is newer
+        than the status it holds (one conditional write)."""
+        ...
+
+    def claim_media_failure(
+        self, key: RecordKey, hashed_id: str, now: str, stale_before: str
+    ) -> ImportRecord | None:
+        """SUBMITTED -> FAILED for a media Wistia failed, once: the record (as written) for
+        the one caller that must send its dead letter now, else None. A failure whose
+        dead letter has been due since before `stale_before` is handed out again."""
+        ...
+
+    def settle_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        """The dead letter is sent: nothing is awaited of this record any more."""
+        ...
+
+    def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        """The dead letter could not be sent: the next caller may send it at once."""
+        ...
+
+    def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
+        """Records still awaiting their media's final status (or its dead letter), last
+        checked before `checked_before`, least recently checked first, at most `limit`."""
         ...
 
 
@@ -113,6 +159,38 @@ class ScheduleStore(Protocol):
     def pause(self, until: float) -> None:
         """No slot before `until` (a pause only ever grows)."""
         ...
+
+
+class MediaLookup(Protocol):
+    """The Data API's media list, asked for given medias (the status poller)."""
+
+    def medias_by_hashed_ids(
+        self, hashed_ids: list[str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """GET /v1/medias.json with up to 100 hashed_ids[] (and per_page=100)."""
+        ...
+
+
+class RequestBudget(Protocol):
+    """The requests to Wistia a poller run may still send: its own allowance, booked on the
+    deployment's shared budget (RateBudget) when it has a budget table."""
+
+    def acquire(self, deadline: float) -> bool:
+        """True when one more request may go now (waiting, at most until `deadline`, for
+        one to come free); False when none will in time. RetryableError when the shared
+        budget cannot be read."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Wistia answered 429 or 503 with Retry-After: every caller sharing the budget
+        waits `seconds`. RetryableError when the pause could not be shared."""
+        ...
+
+
+class SigningSecret(Protocol):
+    """The webhook's secret key, from its secret."""
+
+    def get(self, refresh: bool = False) -> str: ...
 
 
 class TokenProvider(Protocol):

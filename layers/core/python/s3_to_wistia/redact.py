@@ -22,9 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 REDACTED = "REDACTED"
 # A query parameter that is (part of) a credential, raw or percent-encoded once or twice:
 # SigV4's signature, credential scope and session token, and SigV2's signature and key id.
+# Name and value go together, so nothing in a scrubbed text even looks like a signed URL.
 _SIGNED_PARAMETER = re.compile(
-    r"(?i)((?:X-Amz-(?:Signature|Credential|Security-Token)|Signature|AWSAccessKeyId)"
-    r"(?:=|%3D|%253D))[^&\s\"'<>\\]+"
+    r"(?i)(?:X-Amz-(?:Signature|Credential|Security-Token)|Signature|AWSAccessKeyId)"
+    r"(?:=|%3D|%253D)[^&\s\"'<>\\]+"
 )
 # Shorter values would match ordinary words: a secret is never that short.
 MIN_SECRET_CHARS = 8
@@ -46,7 +47,7 @@ def redact(text: str) -> str:
     """`text` with every signed-URL credential and every registered secret replaced."""
     if not text:
         return text
-    text = _SIGNED_PARAMETER.sub(rf"\1{REDACTED}", text)
+    text = _SIGNED_PARAMETER.sub(REDACTED, text)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:

@@ -256,8 +256,8 @@ def storable_answer(body: Any) -> Any:
 
 # DynamoDB numbers: 38 significant digits, magnitudes from 1E-130 to below 1E+126.
 _DYNAMODB_DIGITS = 38
-_DYNAMODB_SMALLEST = Decimal("1E-130")
-_DYNAMODB_LARGEST = Decimal("1E+126")
+_SMALLEST_EXPONENT = -130
+_LARGEST_EXPONENT = 126
 
 
 def storable(value: Any) -> Any:
@@ -281,12 +281,15 @@ def _storable_scalar(value: Any) -> Any:
 
 
 def _fits_dynamodb(number: Decimal) -> bool:
+    """Exact arithmetic only: a decimal context would round a long number into range. Every
+    digit counts, trailing zeros too: boto3 refuses to round any away."""
     if not number.is_finite():
         return False
     if number == 0:
         return True
-    digits = len(number.normalize().as_tuple().digits)
-    return digits <= _DYNAMODB_DIGITS and _DYNAMODB_SMALLEST <= abs(number) < _DYNAMODB_LARGEST
+    digits = len(number.as_tuple().digits)
+    magnitude = number.adjusted()  # the power of ten of the first digit
+    return digits <= _DYNAMODB_DIGITS and _SMALLEST_EXPONENT <= magnitude < _LARGEST_EXPONENT
 
 
 def judge(answer: WistiaAnswer) -> Verdict:

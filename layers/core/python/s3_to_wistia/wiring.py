@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -23,16 +24,37 @@ from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.adapters.dead_letters import DeadLetters
 from s3_to_wistia.adapters.http import bounded_pool
 from s3_to_wistia.adapters.records import Records
-from s3_to_wistia.adapters.secrets import SecretReader, SigningKeys, TokenSource
+from s3_to_wistia.adapters.secrets import (
+    SecretReader,
+    SigningKeys,
+    TokenSource,
+    WebhookKeySource,
+)
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
-from s3_to_wistia.budget import IMPORTS, MemorySchedule, Pace, SharedBudget
-from s3_to_wistia.config import Settings
+from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
+from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, MemorySchedule, SharedBudget
+from s3_to_wistia.budget import Pace as BudgetPace
+from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
 from s3_to_wistia.importing import READ_THREADS, Importer
-from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RateBudget, WistiaApi
+from s3_to_wistia.media_status import StatusUpdater
+from s3_to_wistia.pacing import Pace, PacedWistia
+from s3_to_wistia.polling import BookedRun, RunAllowance, StatusPoller
+from s3_to_wistia.ports import (
+    DeadLetterSink,
+    Log,
+    MetricSink,
+    RateBudget,
+    RequestBudget,
+    WistiaApi,
+)
+from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
 POOL_SIZE = READ_THREADS
+# The medias of one webhook POST (or of one poller request) are applied at once, this many
+# at a time (Wistia batches events; each media costs an index query and a conditional write).
+WEBHOOK_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -60,12 +82,14 @@ def aws_client_config() -> Config:
 
 
 def build_rate_budget(
-    settings: Settings, dynamodb_client: Any = None, session: boto3.session.Session | None = None
+    settings: Settings | PollerSettings,
+    dynamodb_client: Any = None,
+    session: Any = None,
 ) -> RateBudget:
     """The account's request budget for this process: the shared schedule in the budget
     table (RATE_BUDGET_TABLE_NAME), or one in memory when no table is configured. Build it
     once per process: it keeps the slots booked ahead for this process's threads."""
-    pace = Pace.of(settings.requests_per_minute, settings.rate_window_seconds)
+    pace = BudgetPace.of(settings.requests_per_minute, settings.rate_window_seconds)
     if settings.rate_budget_table is None:
         return SharedBudget(MemorySchedule(), pace)
     if dynamodb_client is None:
@@ -78,12 +102,15 @@ def build_import_function(
     settings: Settings,
     log: Log,
     metrics: MetricSink,
+    session: Any = None,
     tracer: Any = None,
     caller: str = IMPORTS,
 ) -> ImportFunction:
-    """`tracer`: Powertools' Tracer when tracing is Active (adds subsegments around the
-    Wistia calls); `caller`: the budget's name for this entry point (budget.SHARES)."""
-    session = boto3.session.Session(region_name=settings.aws_region)
+    """`session`: the function's own by default; the operators' CLI passes its own (its
+    profile, or the local stack's endpoint) to run the function's code path. `tracer`:
+    Powertools' Tracer when tracing is Active (adds subsegments around the Wistia calls);
+    `caller`: the budget's name for this entry point (budget.SHARES)."""
+    session = session or boto3.session.Session(region_name=settings.aws_region)
     aws_config = aws_client_config()
     s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=aws_config)
@@ -133,6 +160,132 @@ def build_import_function(
     return ImportFunction(importer, dead_letters)
 
 
+def build_webhook_receiver(
+    settings: WebhookSettings, log: Log, metrics: MetricSink
+) -> WebhookReceiver:
+    """The receiver: DynamoDB at cold start (every POST writes), Secrets Manager on the
+    first POST, SQS on the first failed media."""
+    session = boto3.session.Session(region_name=settings.aws_region)
+    aws_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=WEBHOOK_WORKERS,
+    )
+    records = Records(session.client("dynamodb", config=aws_config), settings.imports_table_name)
+    metrics = LockedMetrics(metrics)
+    updater = _status_updater(
+        session, aws_config, records, settings.dead_letter_queue_url, metrics, log
+    )
+    secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    return WebhookReceiver(
+        secret=WebhookKeySource(settings.webhook_secret_id, settings.secret_cache_seconds, secrets),
+        updater=updater,
+        metrics=metrics,
+        log=log,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def _status_updater(
+    session: Any,
+    aws_config: Config,
+    records: Records,
+    dead_letter_queue_url: str,
+    metrics: MetricSink,
+    log: Log,
+) -> StatusUpdater:
+    """What the receiver and the poller apply media statuses with: the medias of one POST
+    (or of one Data API answer, up to 100) at once, SQS created on the first failed media."""
+    return StatusUpdater(
+        records=records,
+        dead_letters=DeadLetters(_lazy_client(session, "sqs", aws_config), dead_letter_queue_url),
+        metrics=metrics,
+        log=log,
+        parallel=ThreadPoolExecutor(WEBHOOK_WORKERS, thread_name_prefix="media").map,
+    )
+
+
+@dataclass(frozen=True)
+class PollFunction:
+    """What the poller's handler runs: the poller, and a request budget for each run."""
+
+    poller: StatusPoller
+    max_requests: int
+    # The account's shared budget, when the deployment has a budget table.
+    shared: RateBudget | None = None
+
+    def budget(self) -> RequestBudget:
+        """At most `max_requests` in the run; with a budget table, each of them booked on
+        the account's schedule at the poller's priority (it takes what imports leave)."""
+        if self.shared is None:
+            return RunAllowance(self.max_requests)
+        return BookedRun(RunAllowance(self.max_requests), self.shared, POLLER)
+
+
+def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
+    session = boto3.session.Session(region_name=settings.aws_region)
+    aws_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=WEBHOOK_WORKERS,
+    )
+    metrics = LockedMetrics(metrics)
+    dynamodb = session.client("dynamodb", config=aws_config)
+    records = Records(dynamodb, settings.imports_table_name)
+    wistia = WistiaClient(
+        bounded_pool(maxsize=2, block=False),
+        settings.api_url,
+        urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
+        api_url=settings.api_url,
+    )
+    updater = _status_updater(
+        session, aws_config, records, settings.dead_letter_queue_url, metrics, log
+    )
+    secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    poller = StatusPoller(
+        records=records,
+        wistia=wistia,
+        tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
+        updater=updater,
+        metrics=metrics,
+        log=log,
+        poll_after_seconds=settings.poll_after_seconds,
+        max_requests=settings.max_requests,
+    )
+    shared = None
+    if settings.rate_budget_table is not None:
+        shared = build_rate_budget(settings, dynamodb)
+    return PollFunction(poller, settings.max_requests, shared)
+
+
+def build_backfill_function(
+    settings: Settings,
+    backfill: BackfillSettings,
+    log: Log,
+    metrics: MetricSink,
+    tracer: Any = None,
+) -> ImportFunction:
+    """The import function's Importer for S3 Batch Operations tasks: one attempt per
+    invocation (S3 redrives a TemporaryFailure itself). With a budget table every Wistia
+    call books on the account's schedule at the backfill's priority; without one, each
+    instance keeps to its share of the rate (BACKFILL_REQUESTS_PER_MINUTE over
+    BACKFILL_CONCURRENCY instances)."""
+    function = build_import_function(
+        replace(settings, max_attempts=BACKFILL_MAX_ATTEMPTS),
+        log,
+        metrics,
+        tracer=tracer,
+        caller=BACKFILL,
+    )
+    if settings.rate_budget_table is not None:
+        return function
+    importer = function.importer
+    paced = PacedWistia(importer.wistia, Pace(backfill.pace_interval))
+    return replace(function, importer=replace(importer, wistia=paced))
+
+
 class LockedMetrics:
     """Powertools Metrics, safe to count from the threads of an SQS batch."""
 
@@ -145,7 +298,7 @@ class LockedMetrics:
             self._metrics.add_metric(name=name, unit=unit, value=value)
 
 
-def _lazy_client(session: boto3.session.Session, service: str, config: Config) -> Callable[[], Any]:
+def _lazy_client(session: Any, service: str, config: Config) -> Callable[[], Any]:
     """A factory that creates the client once, on first call, safely across threads."""
     lock = threading.Lock()
     client: list[Any] = []

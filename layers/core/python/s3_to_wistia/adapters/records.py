@@ -4,6 +4,11 @@ The record is also the claim that makes imports happen once: a conditional write
 a new record IN_PROGRESS for one invocation only, so a duplicate or concurrent delivery
 of the same object version never reaches Wistia a second time. Unlike a TTL'd
 idempotency store, the guard never expires.
+
+It also follows the media's processing at Wistia: found by hashed id (by-wistia-hashed-id),
+each status written only when newer than the one held (one conditional write), and while a
+final status is awaited the record is in the sparse index by-media-watch (partition
+`media_watch`, present only then; sort `media_checked_at`), which the poller queries.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3_to_wistia.contracts import ImportRecord, RecordFields
+from s3_to_wistia.contracts import (
+    MEDIA_FAILED_REASON,
+    MEDIA_WATCHING,
+    PREVIOUS_MEDIA_ATTRIBUTES,
+    ImportRecord,
+    MediaStatusChange,
+    RecordFields,
+    StatusWrite,
+)
 from s3_to_wistia.errors import AlreadyHandled, ClaimedElsewhere, RetryableError
-from s3_to_wistia.model import Claim, ObjectRef, Status
+from s3_to_wistia.model import Claim, ObjectRef, PendingMedia, RecordKey, Status
 from s3_to_wistia.times import iso_now
 
 RETRYABLE_CODES = frozenset(
@@ -32,7 +45,33 @@ RETRYABLE_CODES = frozenset(
     }
 )
 MEDIA_INDEX = "by-wistia-hashed-id"
+PENDING_INDEX = "by-media-watch"
+# What a released dead letter's due time becomes: before any lease, so taken at once.
+RELEASED = "1970-01-01T00:00:00.000Z"
+QUERY_PAGE = 500
+BATCH_GET_KEYS = 100  # DynamoDB's most per BatchGetItem
+BATCH_GET_ATTEMPTS = 8
 FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
+# What an import wrote about its outcome: `reopen_settled` clears it for the next one.
+FORGOTTEN_ON_REOPEN = (
+    "error",
+    "http_status",
+    "attempts",
+    "unanswered_submits",
+    "first_submit_at",
+    "timed_out_at",
+    "wistia_hashed_id",
+    "wistia_media_id",
+    "wistia_response",
+    "source_url",
+    "url_expires_at",
+    "submitted_at",
+    "recovered_lost_answer",
+    "version_pinned",
+    "media_status",
+    "media_status_at",
+    "media_ready_at",
+)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -115,15 +154,19 @@ class Records:
         )
 
     def finish(self, obj: ObjectRef, claim: Claim, status: Status, fields: RecordFields) -> None:
-        """Close the claim with the final status and what we learned."""
+        """Close the claim with the final status and what we learned. A new media starts its
+        processing status afresh: what the record said of the one before goes."""
         values = {**fields.attributes(), "status": status.value, "updated_at": iso_now()}
         names = {f"#f{i}": name for i, name in enumerate(values)}
         sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
+        removed = ["claim_id", "lease_expires_at"]
+        if fields.wistia_hashed_id is not None:
+            removed += PREVIOUS_MEDIA_ATTRIBUTES
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=record_key(obj),
-                UpdateExpression=f"SET {sets} REMOVE claim_id, lease_expires_at",
+                UpdateExpression=f"SET {sets} REMOVE {', '.join(removed)}",
                 ConditionExpression="claim_id = :claim",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
@@ -178,6 +221,57 @@ class Records:
         item = answer.get("Item")
         return ImportRecord.from_attributes(_plain(item)) if item else None
 
+    def get_many(self, objects: list[ObjectRef]) -> dict[tuple[str, str], ImportRecord]:
+        """The records of these object versions that exist, by (object_uri, object_version):
+        BatchGetItem, 100 keys a request, what DynamoDB leaves unprocessed asked again."""
+        keys = list({(o.uri, o.version): record_key(o) for o in objects}.values())
+        found: dict[tuple[str, str], ImportRecord] = {}
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS]}}
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                answer = self._batch_get(pending)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    plain = _plain(item)
+                    found[(str(plain["object_uri"]), str(plain["object_version"]))] = (
+                        ImportRecord.from_attributes(plain)
+                    )
+                pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            if pending:
+                raise RetryableError("DynamoDB left keys unprocessed (throttled): try again")
+        return found
+
+    def _batch_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = self._db.batch_get_item(RequestItems=request)
+        except ClientError as error:
+            raise _classified(error, "read import records") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB read failed: {error}") from error
+        return answer
+
+    def reopen_for_reimport(self, obj: ObjectRef, hashed_id: str) -> bool:
+        """SUBMITTED -> PENDING_RETRY for an object whose media Wistia could not process, so
+        the next delivery (a backfill) imports it again with a fresh URL. Forgets what was
+        known of the failed media's processing and of lost answers: the new import starts
+        clean. False when the record is not SUBMITTED with that media any more."""
+        now = iso_now()
+        return self._transition(
+            obj,
+            "SET #status = :pending, updated_at = :now, reimport_requested_at = :now "
+            "REMOVE unanswered_submits, first_submit_at, timed_out_at, media_status, "
+            "media_status_at, media_ready_at",
+            "#status = :submitted AND wistia_hashed_id = :hashed_id",
+            _values(
+                pending=Status.PENDING_RETRY.value,
+                submitted=Status.SUBMITTED.value,
+                hashed_id=hashed_id,
+                now=now,
+            ),
+        )
+
     def reopen(self, obj: ObjectRef) -> bool:
         """FAILED -> PENDING_RETRY, the one status besides "new" that the claim accepts, so
         a redriven event is imported again. False when the record was not FAILED any more."""
@@ -187,6 +281,44 @@ class Records:
             "SET #status = :pending, updated_at = :now, redriven_at = :now ADD redrives :one",
             "#status = :failed",
             _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=now, one=1),
+        )
+
+    def reopen_settled(self, obj: ObjectRef, seen: ImportRecord) -> bool:
+        """SUBMITTED, FAILED or SKIPPED -> PENDING_RETRY, for an operator who imports the
+        object again on purpose (`s3-to-wistia import --again`), and only while the record
+        is exactly as `seen` (same status, same updated_at): two operators cannot both
+        reopen it, nor can one reopen what an invocation changed meanwhile. The earlier
+        outcome is forgotten (a later claim starts afresh, with no lost answer to look
+        for), except the media it created: its hashed id moves to
+        replaced_wistia_hashed_ids. False when the record is not as seen any more."""
+        now = iso_now()
+        sets = ["#status = :pending", "updated_at = :now", "redriven_at = :now"]
+        values: dict[str, Any] = {
+            "pending": Status.PENDING_RETRY.value,
+            "now": now,
+            "one": 1,
+            "seen": seen.status,
+        }
+        if seen.wistia_hashed_id:
+            sets.append(
+                "replaced_wistia_hashed_ids = list_append("
+                "if_not_exists(replaced_wistia_hashed_ids, :none), :replaced)"
+            )
+            values.update(none=[], replaced=[seen.wistia_hashed_id])
+        condition = "#status = :seen AND "
+        if seen.updated_at is None:
+            condition += "attribute_not_exists(updated_at)"
+        else:
+            condition += "updated_at = :seen_at"
+            values["seen_at"] = seen.updated_at
+        # Placeholders: "error" and others are DynamoDB reserved words.
+        forgotten = {f"#r{i}": name for i, name in enumerate(FORGOTTEN_ON_REOPEN)}
+        return self._transition(
+            obj,
+            f"SET {', '.join(sets)} ADD redrives :one REMOVE {', '.join(forgotten)}",
+            condition,
+            _values(**values),
+            forgotten,
         )
 
     def undo_reopen(self, obj: ObjectRef) -> bool:
@@ -199,8 +331,162 @@ class Records:
             _values(pending=Status.PENDING_RETRY.value, failed=Status.FAILED.value, now=iso_now()),
         )
 
+    # --- the media's processing at Wistia ------------------------------------------------
+
+    def records_of_media(self, hashed_id: str) -> list[RecordKey]:
+        answer = self._call(
+            "look up a media's record",
+            self._db.query,
+            IndexName=MEDIA_INDEX,
+            KeyConditionExpression="wistia_hashed_id = :h",
+            ExpressionAttributeValues={":h": {"S": hashed_id}},
+            Limit=10,
+        )
+        return [_record_key(item) for item in answer.get("Items", [])]
+
+    def apply_media_status(
+        self, key: RecordKey, hashed_id: str, change: MediaStatusChange
+    ) -> StatusWrite:
+        update, names, values = _status_update(change)
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=update,
+                # Still this media's record, and the change newer than the status it holds.
+                ConditionExpression=(
+                    "attribute_exists(object_uri) AND wistia_hashed_id = :hashed "
+                    "AND (attribute_not_exists(media_event) OR media_event < :order)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(hashed=hashed_id, order=change.order, **values),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _classified(error, "write the media's status") from error
+            return StatusWrite(False, _holding(error.response.get("Item"), hashed_id))
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return StatusWrite(True, _holding(answer.get("Attributes"), hashed_id))
+
+    def claim_media_failure(
+        self, key: RecordKey, hashed_id: str, now: str, stale_before: str
+    ) -> ImportRecord | None:
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=(
+                    "SET #status = :failed, #error = :reason, media_dead_letter_due = :now, "
+                    "updated_at = :now"
+                ),
+                ConditionExpression=(
+                    "wistia_hashed_id = :hashed AND media_status = :media_failed "
+                    "AND attribute_exists(media_watch) AND (#status = :submitted "
+                    "OR (#status = :failed AND media_dead_letter_due < :stale))"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues=_values(
+                    failed=Status.FAILED.value,
+                    submitted=Status.SUBMITTED.value,
+                    reason=MEDIA_FAILED_REASON,
+                    now=now,
+                    stale=stale_before,
+                    hashed=hashed_id,
+                    media_failed="failed",
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return None  # dead-lettered already, or being sent by another caller
+            raise _classified(error, "mark the import record FAILED") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return ImportRecord.from_attributes(_plain(answer["Attributes"]))
+
+    def settle_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        self._media_transition(
+            key,
+            "REMOVE media_watch, media_dead_letter_due",
+            "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
+            _values(claimed=claimed_at, hashed=hashed_id),
+        )
+
+    def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
+        self._media_transition(
+            key,
+            "SET media_dead_letter_due = :released",
+            "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
+            _values(claimed=claimed_at, hashed=hashed_id, released=RELEASED),
+        )
+
+    def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
+        found: list[PendingMedia] = []
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            page = {"ExclusiveStartKey": start} if start else {}
+            answer = self._call(
+                "list the records awaiting their media's status",
+                self._db.query,
+                IndexName=PENDING_INDEX,
+                KeyConditionExpression="media_watch = :watching AND media_checked_at < :cutoff",
+                ExpressionAttributeValues=_values(watching=MEDIA_WATCHING, cutoff=checked_before),
+                ScanIndexForward=True,
+                Limit=min(QUERY_PAGE, limit - len(found)),
+                **page,
+            )
+            for item in answer.get("Items", []):
+                plain = _plain(item)
+                if plain.get("wistia_hashed_id"):
+                    found.append(
+                        PendingMedia(
+                            key=_record_key(item),
+                            hashed_id=str(plain["wistia_hashed_id"]),
+                            media_status=plain.get("media_status"),
+                            checked_at=str(plain.get("media_checked_at", "")),
+                        )
+                    )
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found[:limit]
+
+    def _media_transition(
+        self, key: RecordKey, update: str, condition: str, values: dict[str, Any]
+    ) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return  # another caller took the failure over after its lease: theirs now
+            raise _classified(error, "update the import record") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+    def _call(self, doing: str, operation: Any, **arguments: Any) -> Any:
+        try:
+            return operation(TableName=self._table, **arguments)
+        except ClientError as error:
+            raise _classified(error, doing) from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB could not {doing}: {error}") from error
+
     def _transition(
-        self, obj: ObjectRef, update: str, condition: str, values: dict[str, Any]
+        self,
+        obj: ObjectRef,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
     ) -> bool:
         try:
             self._db.update_item(
@@ -208,7 +494,7 @@ class Records:
                 Key=record_key(obj),
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
@@ -237,6 +523,42 @@ class Records:
             raise _classified(error, "write the import record") from error
         except BotoCoreError as error:
             raise RetryableError(f"DynamoDB write failed: {error}") from error
+
+
+def _status_update(change: MediaStatusChange) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The update expression writing `change`, its attribute names and values."""
+    sets = {**change.sets(), "updated_at": change.checked_at}
+    first = change.sets_if_absent()
+    removes = change.removes()
+    names = {f"#s{i}": name for i, name in enumerate(sets)}
+    names |= {f"#a{i}": name for i, name in enumerate(first)}
+    names |= {f"#r{i}": name for i, name in enumerate(removes)}
+    values = {f"s{i}": value for i, value in enumerate(sets.values())}
+    values |= {f"a{i}": value for i, value in enumerate(first.values())}
+    assignments = [f"#s{i} = :s{i}" for i in range(len(sets))]
+    assignments += [f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(first))]
+    update = "SET " + ", ".join(assignments)
+    if removes:
+        update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    return update, names, values
+
+
+def _dynamodb_key(key: RecordKey) -> dict[str, Any]:
+    return {"object_uri": {"S": key.object_uri}, "object_version": {"S": key.object_version}}
+
+
+def _record_key(item: dict[str, Any]) -> RecordKey:
+    return RecordKey(item["object_uri"]["S"], item["object_version"]["S"])
+
+
+def _holding(item: dict[str, Any] | None, hashed_id: str) -> ImportRecord | None:
+    """The record as read, if it (still) holds this media."""
+    if not item:
+        return None
+    plain = _plain(item)
+    if plain.get("wistia_hashed_id") != hashed_id:
+        return None
+    return ImportRecord.from_attributes(plain)
 
 
 def _epoch(seconds: float) -> Decimal:

@@ -111,6 +111,52 @@ def token_from_secret(raw: object, secret_id: str) -> str:
     return text
 
 
+# What the stack puts in the webhook secret it creates, until someone pastes Wistia's key.
+PLACEHOLDER_WEBHOOK_KEY = "PASTE_YOUR_WISTIA_WEBHOOK_SECRET_KEY_HERE"
+
+
+class WebhookKeySource:
+    """The webhook's secret key (SecretString plain or {"secret_key": "..."}), cached by
+    Powertools for `max_age` seconds: a rotated key is used within that time, without a
+    redeploy, and the old one stops working."""
+
+    def __init__(self, secret_id: str, max_age: int, reader: SecretReader) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age
+        self._reader = reader
+
+    def get(self, refresh: bool = False) -> str:
+        return webhook_key_from_secret(
+            self._reader.read(self._secret_id, self._max_age, refresh), self._secret_id
+        )
+
+
+def webhook_key_from_secret(raw: object, secret_id: str) -> str:
+    """The secret key from a SecretString that is the key or {"secret_key": "..."}. The
+    placeholder is refused: anyone who read the template could sign with it."""
+    text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+    register_secret(text)
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise PermanentError(f"the webhook secret {secret_id!r} is not valid JSON") from None
+        value = document.get("secret_key", "") if isinstance(document, dict) else ""
+        text = str(value).strip()
+        if not text:
+            raise PermanentError(f'the webhook secret {secret_id!r} has no "secret_key" field')
+    if not text:
+        raise PermanentError(f"the webhook secret {secret_id!r} is empty")
+    register_secret(text)
+    if text == PLACEHOLDER_WEBHOOK_KEY:
+        raise PermanentError(
+            f"the webhook secret {secret_id!r} still holds the placeholder the stack created: "
+            "paste the secret key of Wistia's webhook (Account Settings > Webhooks) into it"
+        )
+    return text
+
+
 class SigningKeys:
     """An S3 client that signs with an IAM user's long-term keys kept in a secret.
 

@@ -148,6 +148,7 @@ def _info(answer: dict[str, Any]) -> ObjectInfo:
         encryption=answer.get("ServerSideEncryption"),
         kms_key_id=answer.get("SSEKMSKeyId"),
         etag=answer.get("ETag"),
+        version_id=answer.get("VersionId"),
     )
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Wistia's answers are small JSON objects; a larger body is not one we can use.
 MAX_ANSWER_BYTES = 1 << 20
+# The Data API's most medias per list request (`per_page`, `hashed_ids[]`).
+MAX_LOOKUP_IDS = 100
 
 
 class WistiaClient:
@@ -81,6 +83,28 @@ class WistiaClient:
         query = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "10"}
         if project_id:
             query["project_id"] = project_id
+        return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
+
+    def check_data_api(self, token: str, deadline: float | None = None) -> WistiaAnswer:
+        """The cheapest authenticated Data API call (the newest media, if any): 200 when
+        Wistia lets the token read, 401 when it refuses the token or its rights."""
+        return self._call("GET", f"{self._medias_url}?per_page=1", None, token, deadline)
+
+    def check_upload_api(self, token: str, deadline: float | None = None) -> WistiaAnswer:
+        """A POST to the Upload API with neither a url nor a file: Wistia checks the token
+        first (401 when it refuses it), then refuses the empty request (400) without
+        creating anything."""
+        return self._call("POST", self._upload_url, {}, token, deadline)
+
+    def medias_by_hashed_ids(
+        self, hashed_ids: list[str], token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Up to 100 given medias in one request (Data API `hashed_ids[]`); deleted ones are
+        left out of the answer."""
+        if not 1 <= len(hashed_ids) <= MAX_LOOKUP_IDS:
+            raise ValueError(f"look up 1 to {MAX_LOOKUP_IDS} medias at a time")
+        query = [("hashed_ids[]", hashed_id) for hashed_id in hashed_ids]
+        query.append(("per_page", str(MAX_LOOKUP_IDS)))
         return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
 
     def _call(

@@ -44,8 +44,8 @@ CommandFunction = Callable[..., int | None]
 )
 @click.version_option(package_name="s3-to-wistia", prog_name=PROG)
 def cli() -> None:
-    """The operators' tool for s3-to-wistia: upload files to Wistia, and (soon) see and fix
-    what the deployed stack imported."""
+    """The operators' tool for s3-to-wistia: see what the stack imported, import or redrive
+    what failed, check a deployment end to end, and upload files to Wistia."""
 
 
 def command(
@@ -85,6 +85,7 @@ def command(
                     local=values.pop("local"),
                     region=values.pop("region"),
                     profile=values.pop("profile"),
+                    config_env=values.pop("config_env"),
                     given={resource.name: values.pop(resource.name) for resource in needs},
                 )
             return function(Target(options, needs, out), out, **values)
@@ -112,9 +113,16 @@ def _target_parameters(needs: Sequence[Resource]) -> list[click.Parameter]:
             "else samconfig.toml's stack_name, else s3-to-wistia)",
         ),
         click.Option(
+            ["--config-env"],
+            metavar="ENV",
+            help="the samconfig.toml environment whose stack_name is the default stack "
+            "(default: default)",
+        ),
+        click.Option(
             ["--local"],
             is_flag=True,
-            help="work on the local stack (moto and the Wistia emulator) instead",
+            help="work on the local stack instead: the one `make local` keeps up (else the "
+            "records `make run` left, for status)",
         ),
         click.Option(
             ["--region"], metavar="REGION", help="AWS region (default: your AWS configuration)"

@@ -65,6 +65,14 @@ def _explain_aws(error: BaseException) -> CliError | None:
     # Imported here: the CLI's start-up and --help do not pay for botocore.
     from botocore import exceptions as aws
 
+    if isinstance(error, aws.ClientError):
+        return _explain_refusal(error)
+    return _explain_sign_in(error) or _explain_connection(error)
+
+
+def _explain_sign_in(error: BaseException) -> CliError | None:
+    from botocore import exceptions as aws
+
     if isinstance(error, aws.NoCredentialsError | aws.PartialCredentialsError):
         return CliError(
             "no AWS credentials found: set AWS_PROFILE (or pass --profile), run "
@@ -76,6 +84,12 @@ def _explain_aws(error: BaseException) -> CliError | None:
         return CliError(f"{error}: check --profile / AWS_PROFILE against ~/.aws/config")
     if isinstance(error, aws.TokenRetrievalError | aws.SSOError):
         return CliError(f"your AWS sign-in has expired ({error}): run `aws sso login`")
+    return None
+
+
+def _explain_connection(error: BaseException) -> CliError | None:
+    from botocore import exceptions as aws
+
     if isinstance(error, aws.EndpointConnectionError | aws.ConnectionClosedError):
         return CliError(
             f"AWS is unreachable at {_endpoint(error)}: check your network, --region and "
@@ -83,25 +97,27 @@ def _explain_aws(error: BaseException) -> CliError | None:
         )
     if isinstance(error, aws.ConnectTimeoutError | aws.ReadTimeoutError):
         return CliError(f"AWS did not answer in time ({_endpoint(error)}): try again")
-    if isinstance(error, aws.ClientError):
-        details = error.response.get("Error", {})
-        code = str(details.get("Code", "error"))
-        message = str(details.get("Message", "")).rstrip(".")
-        operation = error.operation_name
-        if code in _EXPIRED:
-            return CliError(
-                "your AWS credentials have expired: refresh them (`aws sso login`, or new keys)"
-            )
-        if code in _BAD_CREDENTIALS:
-            return CliError(
-                f"AWS does not accept your credentials ({code}): check AWS_PROFILE or your keys"
-            )
-        if "AccessDenied" in code:
-            return CliError(
-                f"AWS denied {operation} ({message}): your AWS identity needs permission for it"
-            )
-        return CliError(f"AWS refused {operation}: {code}: {message}")
     return None
+
+
+def _explain_refusal(error: Any) -> CliError:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "error"))
+    message = str(details.get("Message", "")).rstrip(".")
+    operation = error.operation_name
+    if code in _EXPIRED:
+        return CliError(
+            "your AWS credentials have expired: refresh them (`aws sso login`, or new keys)"
+        )
+    if code in _BAD_CREDENTIALS:
+        return CliError(
+            f"AWS does not accept your credentials ({code}): check AWS_PROFILE or your keys"
+        )
+    if "AccessDenied" in code:
+        return CliError(
+            f"AWS denied {operation} ({message}): your AWS identity needs permission for it"
+        )
+    return CliError(f"AWS refused {operation}: {code}: {message}")
 
 
 def _endpoint(error: Any) -> str:

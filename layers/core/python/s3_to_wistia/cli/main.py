@@ -18,8 +18,16 @@ from s3_to_wistia.cli.app import cli
 from s3_to_wistia.cli.errors import FAILED, INTERRUPTED, OK, explain
 from s3_to_wistia.cli.output import PROG, Output
 
-# Each registers its command on import, in this order in `s3-to-wistia --help`.
-SUBCOMMANDS = ("s3_to_wistia.cli.upload",)
+# Each registers its command on import (`s3-to-wistia --help` lists them by name).
+SUBCOMMANDS = (
+    "s3_to_wistia.cli.status",
+    "s3_to_wistia.cli.import_object",
+    "s3_to_wistia.cli.redrive",
+    "s3_to_wistia.cli.doctor",
+    "s3_to_wistia.cli.upload",
+    "s3_to_wistia.cli.backfill",
+    "s3_to_wistia.cli.reconcile",
+)
 DEBUG_ENV = "S3_TO_WISTIA_DEBUG"
 
 
@@ -35,12 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
             obj=out,
         )
-    except click.exceptions.NoArgsIsHelpError as bare:
-        out.stderr.file.write(bare.format_message() + "\n")
-        return bare.exit_code
-    except click.ClickException as problem:
-        out.error(_one_line(problem))
-        return problem.exit_code
     except (click.Abort, KeyboardInterrupt):
         out.error("interrupted")
         return INTERRUPTED
@@ -48,19 +50,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of our output went away (`| head`): nothing more to say to anyone.
         _silence_stdout()
         return FAILED
+    except click.ClickException as problem:
+        return _usage_failure(out, problem)
     except Exception as error:
-        explained = explain(error)
-        if explained is not None:
-            out.error(explained.message)
-            return explained.exit_code
-        if os.environ.get(DEBUG_ENV):
-            raise
-        out.error(
-            f"unexpected {type(error).__name__}: {error} (a bug: please report it; "
-            f"{DEBUG_ENV}=1 shows where it happened)"
-        )
-        return FAILED
+        return _failure(out, error)
     return result if isinstance(result, int) else OK
+
+
+def _usage_failure(out: Output, problem: click.ClickException) -> int:
+    if isinstance(problem, click.exceptions.NoArgsIsHelpError):
+        out.stderr.file.write(problem.format_message() + "\n")
+    else:
+        out.error(_one_line(problem))
+    return problem.exit_code
+
+
+def _failure(out: Output, error: Exception) -> int:
+    """An expected failure is one line that says what to do; anything else is a bug."""
+    explained = explain(error)
+    if explained is not None:
+        out.error(explained.message)
+        return explained.exit_code
+    if os.environ.get(DEBUG_ENV):
+        raise error
+    out.error(
+        f"unexpected {type(error).__name__}: {error} (a bug: please report it; "
+        f"{DEBUG_ENV}=1 shows where it happened)"
+    )
+    return FAILED
 
 
 def _one_line(problem: click.ClickException) -> str:

@@ -29,9 +29,12 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -85,6 +88,10 @@ class ProgressTask(Protocol):
 
     def advance(self, amount: int) -> None: ...
 
+    def grow(self, total: int) -> None:
+        """A better estimate of the total, once known."""
+        ...
+
     def restart(self) -> None: ...
 
     def finish(self) -> None: ...
@@ -128,6 +135,16 @@ class Output:
         else:
             self.stdout.print(line)
 
+    def summary(self, text: str, style: str | None = None) -> None:
+        """A closing line (totals): with the results on a terminal; on stderr when stdout is
+        a pipe, so what a script reads there stays rows only. Left out in --json mode."""
+        if self.json_mode:
+            return
+        if self.stdout.is_terminal:
+            self.say(text, style)
+        else:
+            self.stderr.print(Text(self.scrub(text), style=style or ""))
+
     def result(self, document: Any) -> None:
         """The command's JSON document, in --json mode only (print it once, at the end)."""
         if self.json_mode:
@@ -169,18 +186,22 @@ class Output:
         return _isatty(self.stderr.file) and os.environ.get("TERM") != "dumb"
 
     @contextmanager
-    def progress(self) -> Iterator[ProgressBars]:
+    def progress(self, unit: str = "bytes") -> Iterator[ProgressBars]:
         """Progress bars on stderr for the block, when stderr is a terminal; otherwise the
-        same calls do nothing."""
+        same calls do nothing. `unit`: "bytes" (size, speed, time left) or "items" (done
+        out of the total, time taken)."""
         if not self.shows_progress:
             yield ProgressBars(None)
             return
+        columns: tuple[ProgressColumn, ...] = (
+            (DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn())
+            if unit == "bytes"
+            else (MofNCompleteColumn(), TimeElapsedColumn())
+        )
         bars = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            *columns,
             console=self.stderr,
             transient=False,
             redirect_stdout=False,
@@ -208,10 +229,11 @@ class ProgressBars:
     def __init__(self, progress: Progress | None) -> None:
         self._progress = progress
 
-    def task(self, description: str, total: int) -> ProgressTask:
+    def task(self, description: str, total: int | None) -> ProgressTask:
+        """A bar out of `total` (None or 0: not known, the bar pulses)."""
         if self._progress is None:
             return _NoBar()
-        return _Bar(self._progress, self._progress.add_task(description, total=total))
+        return _Bar(self._progress, self._progress.add_task(description, total=total or None))
 
 
 class _Bar:
@@ -222,6 +244,9 @@ class _Bar:
     def advance(self, amount: int) -> None:
         self._progress.advance(self._task, amount)
 
+    def grow(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
     def restart(self) -> None:
         self._progress.reset(self._task)
 
@@ -231,6 +256,9 @@ class _Bar:
 
 class _NoBar:
     def advance(self, amount: int) -> None:
+        pass
+
+    def grow(self, total: int) -> None:
         pass
 
     def restart(self) -> None:

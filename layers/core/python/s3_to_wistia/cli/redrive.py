@@ -1,66 +1,199 @@
-"""`make redrive`: redrive the dead-letter queue once the cause is fixed, and show it.
+"""`s3-to-wistia redrive [--dry-run] [--limit N]`: resubmit the dead-letter queue once the
+cause is fixed, and show what became of each message.
 
-    make redrive [DRY_RUN=1] [MAX=N] [STACK=name]
-    .venv/bin/python -m s3_to_wistia.cli.redrive [--dry-run] [--max N] ...
+    s3-to-wistia redrive --dry-run            # what would be redriven, by reason; changes nothing
+    s3-to-wistia redrive --limit 10
+    make redrive [DRY_RUN=1] [MAX=N] [STACK=name] [CONFIG_ENV=env]    # the same command
 
-Operator tooling, not part of the Lambda package: the policy is s3_to_wistia.redrive; this
-module finds the resources, wires the adapters and renders what happened. A dry run
-(--dry-run) reads the queue and the records and changes nothing: it lists what would be
-redriven, with counts by reason. Messages read but left in the queue are made visible again
+The policy is s3_to_wistia.redrive; this module finds the queue, table and function
+(resources.py), wires the adapters and renders what happened. The function is the deployed
+one, invoked synchronously through Lambda; with --local, the local stack's, run in this
+process as Lambda would run it. Messages read but left in the queue are made visible again
 when the run ends. The exit status is 1 while a run leaves messages in the queue.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tomllib
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
+import click
+
+from s3_to_wistia.cli.app import command
+from s3_to_wistia.cli.function import InProcessFunction, build_function, function_settings
+from s3_to_wistia.cli.output import Output, ProgressTask
+from s3_to_wistia.cli.resources import FUNCTION, QUEUE_URL, TABLE, Target
 from s3_to_wistia.redrive import (
     DeadLetter,
     Invoker,
     Queue,
-    Records,
     Reporter,
     Summary,
     redrive,
     shorten,
 )
+from s3_to_wistia.redrive import (
+    Records as RecordsPort,
+)
 
-ROOT = Path(__file__).resolve().parents[5]
-DEFAULT_STACK = "s3-to-wistia"
+Say = Callable[[str], None]
+
+
+@command(
+    "redrive",
+    needs=[QUEUE_URL, TABLE, FUNCTION],
+    json_output=True,
+    short_help="Resubmit the dead-letter queue once the cause is fixed (--dry-run first).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="list what would be redriven, by reason; change nothing"
+)
+@click.option(
+    "--limit",
+    "--max",
+    "limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="redrive at most N messages in this run",
+)
+@click.option(
+    "--wait",
+    type=click.IntRange(0, 20),
+    default=2,
+    show_default=True,
+    metavar="SECONDS",
+    help="long-poll wait per read, so an almost empty queue is read whole",
+)
+def redrive_command(
+    target: Target, out: Output, dry_run: bool, limit: int | None, wait: int
+) -> int:
+    """Resubmit the dead-letter queue's messages to the import function once their cause is
+    fixed (the plan upgraded, the token replaced, the object restored...).
+
+    Every shape the queue holds is understood: the function's own dead letters, Lambda's
+    on-failure records and events EventBridge could not deliver. A FAILED record is
+    reopened, the function invoked with the original event, and the message deleted only
+    when its object ends SUBMITTED or SKIPPED (or a fresh dead letter from this run
+    replaces it); the others stay. --dry-run reads the queue and the records and changes
+    nothing.
+
+    Exit code 0 when the run leaves no message in the queue (a dry run: 0), 1 otherwise.
+    """
+    from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
+    from s3_to_wistia.adapters.records import Records
+
+    queue = DeadLetterQueue(target.client("sqs"), target.value(QUEUE_URL), wait)
+    records = Records(target.client("dynamodb"), target.value(TABLE))
+    invoker = None if dry_run else function_invoker(target, out)
+    mode = "dry run: nothing is changed" if dry_run else "redrive"
+    out.say(f"Dead-letter queue {queue.url} ({mode})")
+    messages: list[dict[str, Any]] = []
+    with out.progress(unit="items") as bars:
+        bar = bars.task("Dead letters", _waiting(target, queue.url, limit))
+        summary = run(
+            queue,
+            records,
+            invoker,
+            out.say,
+            dry_run=dry_run,
+            max_messages=limit,
+            on_message=_follow(bar, messages),
+        )
+    out.result({**_summary_document(summary), "messages": messages})
+    return summary.exit_code
+
+
+def function_invoker(target: Target, out: Output) -> Invoker:
+    """The import function, invoked synchronously: the deployed one through Lambda, the
+    local stack's in this process."""
+    if target.options.local:
+        settings = function_settings(target)
+        timeout = target.function_configuration().timeout
+        return InProcessFunction(build_function(target, out, settings), out, timeout)
+    from s3_to_wistia.adapters.functions import LambdaInvoker
+
+    # A synchronous invocation lasts up to the function's timeout (900 s at most).
+    lambda_client = target.client(
+        "lambda", read_timeout=910, connect_timeout=10, retries={"max_attempts": 3}
+    )
+    return LambdaInvoker(lambda_client, target.value(FUNCTION))
 
 
 def run(
     queue: Queue,
-    records: Records,
+    records: RecordsPort,
     invoke: Invoker | None,
-    out: TextIO,
+    say: Say,
     *,
     dry_run: bool = False,
     max_messages: int | None = None,
+    on_message: Reporter | None = None,
 ) -> Summary:
     """Redrive, showing each message as it is handled, then the summary."""
-    summary = redrive(
-        queue, records, invoke, printer(out), dry_run=dry_run, max_messages=max_messages
-    )
+    show = printer(say)
+
+    def report(letter: DeadLetter, outcome: str) -> None:
+        show(letter, outcome)
+        if on_message is not None:
+            on_message(letter, outcome)
+
+    summary = redrive(queue, records, invoke, report, dry_run=dry_run, max_messages=max_messages)
     for line in summary_lines(summary):
-        print(line, file=out)
+        say(line)
     return summary
+
+
+def _waiting(target: Target, queue_url: str, limit: int | None) -> int | None:
+    """About how many messages wait: the progress bar's total."""
+    answer = target.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    waiting = int(answer.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
+    return min(waiting, limit) if limit else waiting
+
+
+def _follow(bar: ProgressTask, messages: list[dict[str, Any]]) -> Reporter:
+    def follow(letter: DeadLetter, outcome: str) -> None:
+        bar.advance(1)
+        messages.append(
+            {
+                "objects": [obj.uri for obj in letter.objects],
+                "sent_by": letter.sent_by,
+                "reason": letter.reason,
+                "outcome": outcome,
+            }
+        )
+
+    return follow
+
+
+def _summary_document(summary: Summary) -> dict[str, Any]:
+    return {
+        "dry_run": summary.dry_run,
+        "read": summary.read,
+        "redriven": summary.redriven,
+        "submitted": summary.submitted,
+        "already_imported": summary.already_imported,
+        "settled": summary.settled,
+        "would_redrive": dict(summary.would_redrive),
+        "still_failing": dict(summary.still_failing),
+        "skipped": dict(summary.skipped),
+        "not_invoked": dict(summary.not_invoked),
+        "deferred": summary.deferred,
+        "left_in_queue": summary.left_in_queue,
+    }
 
 
 # --- rendering -------------------------------------------------------------------------------
 
 
-def printer(out: TextIO) -> Reporter:
+def printer(say: Say) -> Reporter:
     """Two lines per message: what it names, who sent it and why; what became of it."""
 
     def report(letter: DeadLetter, outcome: str) -> None:
-        print(f"  {letter.names}  [{letter.sent_by}]  {shorten(letter.reason)}", file=out)
-        print(f"      -> {outcome}", file=out)
+        say(f"  {letter.names}  [{letter.sent_by}]  {shorten(letter.reason)}")
+        say(f"      -> {outcome}")
 
     return report
 
@@ -104,125 +237,8 @@ def summary_lines(summary: Summary) -> list[str]:
     return lines
 
 
-# --- the command -----------------------------------------------------------------------------
-
-
-def default_stack_name(root: Path = ROOT, config_env: str = "default") -> str:
-    """The stack samconfig.toml deploys (in this environment), else the project's default."""
-    try:
-        config = tomllib.loads((root / "samconfig.toml").read_text(encoding="utf-8"))
-        return str(config[config_env]["global"]["parameters"]["stack_name"])
-    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
-        return DEFAULT_STACK
-
-
-def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="make redrive",
-        description=(
-            "Resubmit the dead-letter queue's messages to the import function once their "
-            "cause is fixed. A message is deleted only when its object is SUBMITTED (or a "
-            "fresh dead letter from this redrive replaces it)."
-        ),
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="list what would be redriven; change nothing"
-    )
-    parser.add_argument(
-        "--max", type=_positive, metavar="N", help="redrive at most N messages in this run"
-    )
-    parser.add_argument(
-        "--stack",
-        help="the deployed stack whose outputs name the queue, table and function "
-        "(default: samconfig.toml's stack_name)",
-    )
-    parser.add_argument(
-        "--config-env",
-        default="default",
-        help="the samconfig.toml environment whose stack_name to use (default: default)",
-    )
-    parser.add_argument("--queue-url", help="the dead-letter queue (default: from the stack)")
-    parser.add_argument("--table", help="the import records table (default: from the stack)")
-    parser.add_argument("--function", help="the import function (default: from the stack)")
-    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    parser.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
-    parser.add_argument(
-        "--wait",
-        type=int,
-        default=2,
-        metavar="SECONDS",
-        help="long-poll wait per read, so an almost empty queue is read whole (default 2)",
-    )
-    arguments = parser.parse_args(argv)
-    arguments.stack = arguments.stack or default_stack_name(config_env=arguments.config_env)
-    return arguments
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    arguments = parse_arguments(argv)
-    import boto3
-    from botocore.config import Config
-
-    from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
-    from s3_to_wistia.adapters.functions import LambdaInvoker
-    from s3_to_wistia.adapters.records import Records
-
-    session = boto3.session.Session(region_name=arguments.region, profile_name=arguments.profile)
-    try:
-        names = resources(session, arguments)
-    except LookupError as error:
-        print(f"redrive: {error}", file=sys.stderr)
-        return 2
-    queue = DeadLetterQueue(session.client("sqs"), names["DeadLetterQueueUrl"], arguments.wait)
-    records = Records(session.client("dynamodb"), names["ImportsTableName"])
-    invoker = None
-    if not arguments.dry_run:
-        lambda_client = session.client(
-            "lambda",
-            # A synchronous invocation lasts up to the function's timeout (900 s at most).
-            config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 3}),
-        )
-        invoker = LambdaInvoker(lambda_client, names["ImportFunctionName"])
-    mode = "dry run: nothing is changed" if arguments.dry_run else "redrive"
-    print(f"Dead-letter queue {queue.url} ({mode})", file=out)
-    summary = run(
-        queue, records, invoker, out, dry_run=arguments.dry_run, max_messages=arguments.max
-    )
-    return summary.exit_code
-
-
-def resources(session: Any, arguments: argparse.Namespace) -> dict[str, str]:
-    """The queue, table (and function) to work on: the flags, else the stack's outputs."""
-    from botocore.exceptions import ClientError
-
-    wanted = {"DeadLetterQueueUrl": arguments.queue_url, "ImportsTableName": arguments.table}
-    if not arguments.dry_run:
-        wanted["ImportFunctionName"] = arguments.function
-    outputs: dict[str, str] = {}
-    try:
-        if not all(wanted.values()):
-            outputs = stack_outputs(session, arguments.stack)
-    except ClientError as error:
-        raise LookupError(f"cannot read stack {arguments.stack!r}: {error}") from None
-    names = {name: value or outputs.get(name) for name, value in wanted.items()}
-    missing = [name for name, value in names.items() if not value]
-    if missing:
-        raise LookupError(f"stack {arguments.stack!r} has no output {', '.join(missing)}")
-    return {name: str(value) for name, value in names.items()}
-
-
-def stack_outputs(session: Any, stack: str) -> dict[str, str]:
-    answer = session.client("cloudformation").describe_stacks(StackName=stack)
-    [found] = answer["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m s3_to_wistia.cli.redrive ...`, as `make redrive` used to run it.
+    from s3_to_wistia.cli.main import main
+
+    sys.exit(main(["redrive", *sys.argv[1:]]))

@@ -74,6 +74,36 @@ def upload(
     project = _project(project)
     if name is not None:
         name = _name(name, files)
+    checked, problems = _checked_files(files, name)
+    if problems:
+        for problem in problems:
+            out.error(str(problem.error))
+        out.error("nothing was uploaded: fix or leave out the files above")
+        out.result(_document(problems))
+        return FAILED
+
+    target.resolve()
+    uploader = Uploader(
+        target.wistia(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT),
+        target.wistia_token(),
+        target.value(TOKEN_SECRET),
+        RetryPolicy(max_attempts=attempts),
+        warn=out.warn,
+    )
+    total = sum(file.size for file in checked)
+    out.note(
+        f"Uploading {_count(len(checked))} ({human_size(total)}) to {target.value(UPLOAD_URL)}"
+    )
+    outcomes = _upload_all(out, uploader, checked, project)
+    _summarise(out, outcomes)
+    out.result(_document(outcomes))
+    return FAILED if any(not outcome.ok for outcome in outcomes) else OK
+
+
+def _checked_files(
+    files: tuple[str, ...], name: str | None
+) -> tuple[list[LocalFile], list[UploadOutcome]]:
+    """The files that can be uploaded, and an outcome saying why for each that cannot."""
     checked: list[LocalFile] = []
     problems: list[UploadOutcome] = []
     for path in files:
@@ -83,27 +113,13 @@ def upload(
             problems.append(
                 UploadOutcome(path, name or os.path.basename(path), 0, error=str(error))
             )
-    if problems:
-        for problem in problems:
-            out.error(str(problem.error))
-        out.error("nothing was uploaded: fix or leave out the files above")
-        out.result(_document(problems))
-        return FAILED
+    return checked, problems
 
-    target.resolve()
-    token_secret = target.value(TOKEN_SECRET)
-    token = target.wistia_token()
-    uploader = Uploader(
-        target.wistia(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT),
-        token,
-        token_secret,
-        RetryPolicy(max_attempts=attempts),
-        warn=out.warn,
-    )
-    total = sum(file.size for file in checked)
-    out.note(
-        f"Uploading {_count(len(checked))} ({human_size(total)}) to {target.value(UPLOAD_URL)}"
-    )
+
+def _upload_all(
+    out: Output, uploader: Uploader, checked: list[LocalFile], project: str | None
+) -> list[UploadOutcome]:
+    """One file after the other; a refusal the next files would get too stops the run."""
     outcomes: list[UploadOutcome] = []
     with out.progress() as bars:
         for index, file in enumerate(checked):
@@ -112,20 +128,23 @@ def upload(
             )
             outcomes.append(outcome)
             _report(out, outcome)
-            if outcome.stops_run and index + 1 < len(checked):
-                skipped = checked[index + 1 :]
+            skipped = checked[index + 1 :]
+            if outcome.stops_run and skipped:
                 out.error(f"{_count(len(skipped))} not tried: the same refusal would stop them")
                 outcomes.extend(
                     UploadOutcome(f.path, f.name, f.size, error=NOT_TRIED) for f in skipped
                 )
                 break
+    return outcomes
+
+
+def _summarise(out: Output, outcomes: list[UploadOutcome]) -> None:
+    if len(outcomes) < 2:
+        return
     failed = sum(not outcome.ok for outcome in outcomes)
-    if len(outcomes) > 1:
-        not_tried = sum(outcome.error == NOT_TRIED for outcome in outcomes)
-        summary = f"{len(outcomes) - failed} uploaded, {failed - not_tried} failed"
-        out.note(summary + (f", {not_tried} not tried" if not_tried else ""))
-    out.result(_document(outcomes))
-    return FAILED if failed else OK
+    not_tried = sum(outcome.error == NOT_TRIED for outcome in outcomes)
+    summary = f"{len(outcomes) - failed} uploaded, {failed - not_tried} failed"
+    out.note(summary + (f", {not_tried} not tried" if not_tried else ""))
 
 
 def _report(out: Output, outcome: UploadOutcome) -> None:

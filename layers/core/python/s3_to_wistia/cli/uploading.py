@@ -102,6 +102,15 @@ def check_file(path: str, name: str | None = None) -> LocalFile:
     return LocalFile(path=path, size=info.st_size, name=media_name[:MAX_NAME_LENGTH])
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A try that failed in a way a later try may not."""
+
+    reason: str
+    lost_after_sending: bool = False  # the whole file went out before the answer was lost
+    retry_after: float | None = None  # seconds Wistia asked to wait
+
+
 class Uploader:
     """Uploads one file at a time to Wistia, retrying what may succeed later."""
 
@@ -131,55 +140,72 @@ class Uploader:
         if project_id:
             fields["project_id"] = project_id
         outcome = UploadOutcome(file=file.path, name=file.name, bytes=file.size)
-        policy = self._policy
-        for attempt in range(1, policy.max_attempts + 1):
+        for attempt in range(1, self._policy.max_attempts + 1):
             outcome.attempts = attempt
-            body = MultipartFile(file.path, os.path.basename(file.path), file.size, fields=fields)
-            progress.restart()
-            retry_after = None
-            try:
-                answer = self._wistia.upload_file(
-                    body, self._token, progress.advance, self._timeout
-                )
-            except SourceFileError as error:
-                outcome.error = f"{error}; not uploaded"
+            retry = self._try(file, fields, outcome, progress)
+            if retry is None or self._gives_up(outcome, retry, attempt):
                 return outcome
-            except WistiaUnreachable as error:
-                reason = f"{error.reason} (check your network and --upload-url)"
-                lost_after_sending = body.sent_everything
-            else:
-                verdict = judge(answer)
-                if verdict.accepted:
-                    self._accepted(outcome, verdict.body)
-                    progress.finish()
-                    return outcome
-                outcome.http_status = answer.status
-                if not verdict.retryable:
-                    self._refused(outcome, answer.status, verdict.reason, verdict.video_limit)
-                    return outcome
-                reason = verdict.reason
-                lost_after_sending = False
-                retry_after = parse_retry_after(answer.retry_after, time.time())
-            if attempt == policy.max_attempts:
-                tries = "1 try" if attempt == 1 else f"{attempt} tries"
-                outcome.error = f"{reason}; gave up after {tries}"
-                return outcome
-            if retry_after is not None and retry_after > policy.longest_wait:
-                outcome.error = f"{reason}, and Wistia asks to wait {retry_after:.0f} s: try later"
-                return outcome
-            delay = retry_delay(
-                attempt, retry_after, self._jitter(), policy.base_delay, policy.max_delay
-            )
-            self._warn(self._retry_message(file, reason, attempt, delay, retry_after))
-            if lost_after_sending:
-                outcome.possible_duplicate = True
-                self._warn(
-                    f"{file.path}: the answer was lost after the whole file was sent, so Wistia "
-                    "may have created the media anyway: sending it again may leave two medias "
-                    f"named {file.name!r} (Wistia has no way to upload exactly once)"
-                )
-            self._sleep(delay)
+            self._wait(file, outcome, retry, attempt)
         raise AssertionError("the loop returns on its last attempt")
+
+    def _try(
+        self,
+        file: LocalFile,
+        fields: dict[str, str],
+        outcome: UploadOutcome,
+        progress: ProgressTask,
+    ) -> _Retry | None:
+        """One try, streamed from disk afresh: what to retry, or None once the outcome is
+        final (accepted, refused, or the file could not be read)."""
+        body = MultipartFile(file.path, os.path.basename(file.path), file.size, fields=fields)
+        progress.restart()
+        try:
+            answer = self._wistia.upload_file(body, self._token, progress.advance, self._timeout)
+        except SourceFileError as error:
+            outcome.error = f"{error}; not uploaded"
+            return None
+        except WistiaUnreachable as error:
+            reason = f"{error.reason} (check your network and --upload-url)"
+            return _Retry(reason, lost_after_sending=body.sent_everything)
+        verdict = judge(answer)
+        if verdict.accepted:
+            self._accepted(outcome, verdict.body)
+            progress.finish()
+            return None
+        outcome.http_status = answer.status
+        if not verdict.retryable:
+            self._refused(outcome, answer.status, verdict.reason, verdict.video_limit)
+            return None
+        retry_after = parse_retry_after(answer.retry_after, time.time())
+        return _Retry(verdict.reason, retry_after=retry_after)
+
+    def _gives_up(self, outcome: UploadOutcome, retry: _Retry, attempt: int) -> bool:
+        """True (with the outcome's error set) when this failure is the last."""
+        if attempt == self._policy.max_attempts:
+            tries = "1 try" if attempt == 1 else f"{attempt} tries"
+            outcome.error = f"{retry.reason}; gave up after {tries}"
+            return True
+        if retry.retry_after is not None and retry.retry_after > self._policy.longest_wait:
+            outcome.error = (
+                f"{retry.reason}, and Wistia asks to wait {retry.retry_after:.0f} s: try later"
+            )
+            return True
+        return False
+
+    def _wait(self, file: LocalFile, outcome: UploadOutcome, retry: _Retry, attempt: int) -> None:
+        policy = self._policy
+        delay = retry_delay(
+            attempt, retry.retry_after, self._jitter(), policy.base_delay, policy.max_delay
+        )
+        self._warn(self._retry_message(file, retry.reason, attempt, delay, retry.retry_after))
+        if retry.lost_after_sending:
+            outcome.possible_duplicate = True
+            self._warn(
+                f"{file.path}: the answer was lost after the whole file was sent, so Wistia "
+                "may have created the media anyway: sending it again may leave two medias "
+                f"named {file.name!r} (Wistia has no way to upload exactly once)"
+            )
+        self._sleep(delay)
 
     def _retry_message(
         self, file: LocalFile, reason: str, attempt: int, delay: float, retry_after: float | None

@@ -1,0 +1,28 @@
+"""Lambda entry point of the status poller (an EventBridge schedule). Configuration and
+clients are made once per execution environment."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from s3_to_wistia.config import PollerSettings
+from s3_to_wistia.redact import scrubbed_json, scrubbing_errors
+from s3_to_wistia.wiring import build_status_poller
+
+settings = PollerSettings.from_env()
+logger = Logger(json_serializer=scrubbed_json)
+tracer = Tracer(patch_modules=("botocore",))
+metrics = Metrics()
+function = build_status_poller(settings, logger, metrics)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@scrubbing_errors
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    return function.poller.run(deadline, function.budget()).as_dict()
