@@ -17,13 +17,13 @@ from local_stack.functions import function_code
 from s3_to_wistia.adapters.tracing import TracedWistia, lambda_tracer, traced_handler
 from s3_to_wistia.model import WistiaAnswer
 from unit.fakes import SETTINGS
-from unit.test_layout import ENVIRONMENT, IMPORT_SCRIPT
+from unit.test_layout import ENVIRONMENT, FUNCTIONS, IMPORT_SCRIPT
 
 
-def cold_start_modules(tracing_mode: str | None) -> list[str]:
-    """The modules a fresh interpreter holds after importing the import function's handler
-    as Lambda lays it out (its code and layers, then the third-party packages)."""
-    code = function_code("ImportFunction")
+def cold_start_modules(tracing_mode: str | None, logical_id: str = "ImportFunction") -> list[str]:
+    """The modules a fresh interpreter holds after importing a function's handler as Lambda
+    lays it out (its code and layers, then the third-party packages)."""
+    code = function_code(logical_id)
     path = [*map(str, code.paths), sysconfig.get_paths()["purelib"]]
     env = {k: v for k, v in ENVIRONMENT.items() if k != "POWERTOOLS_TRACE_DISABLED"}
     # As in Lambda: Powertools' Tracer would otherwise turn itself off outside it.
@@ -53,6 +53,14 @@ def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
     # and nothing else the happy path does not need at init: the batch utilities (SQS
     # events only)
     assert not [m for m in modules if m.startswith("aws_lambda_powertools.utilities.batch")]
+
+
+@pytest.mark.parametrize("logical_id", [f for f in FUNCTIONS if f != "ImportFunction"])
+def test_no_function_imports_the_xray_sdk_unless_tracing_is_active(logical_id: str) -> None:
+    assert not [
+        m for m in cold_start_modules("PassThrough", logical_id) if m.startswith("aws_xray_sdk")
+    ]
+    assert "aws_xray_sdk.core" in cold_start_modules("Active", logical_id)
 
 
 def test_with_active_tracing_the_xray_sdk_patches_botocore() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.data_classes import S3BatchOperationEvent, event_source
 
+from s3_to_wistia.adapters.tracing import lambda_tracer, traced_handler
 from s3_to_wistia.backfill import BackfillSettings, handle_batch_event
 from s3_to_wistia.config import Settings
 from s3_to_wistia.redact import scrubbed_json, scrubbing_errors
@@ -17,13 +18,16 @@ settings = Settings.from_env()
 backfill = BackfillSettings.from_env()
 # Every line is scrubbed of signed-URL credentials and secrets, whatever it quotes.
 logger = Logger(json_serializer=scrubbed_json)
-tracer = Tracer(patch_modules=("botocore",))
+# None unless the template's Tracing is Active: then not even the X-Ray SDK is imported.
+tracer = lambda_tracer(settings)
 metrics = Metrics()
-function = build_backfill_function(settings, backfill, logger, LockedMetrics(metrics))
+function = build_backfill_function(
+    settings, backfill, logger, LockedMetrics(metrics), tracer=tracer
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced_handler(tracer)
 @metrics.log_metrics
 @scrubbing_errors
 @event_source(data_class=S3BatchOperationEvent)

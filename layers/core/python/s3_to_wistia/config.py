@@ -169,6 +169,7 @@ class WebhookSettings:
     secret_cache_seconds: int = 300
     max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
     aws_region: str | None = None
+    tracing: bool = False  # as Settings.tracing
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -188,6 +189,7 @@ class WebhookSettings:
                 maximum=FUNCTION_URL_MAX_BODY_BYTES,
             ),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
+            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
         )
 
 
@@ -212,6 +214,7 @@ class PollerSettings:
     # table, each of the run's requests is booked on it too.
     rate_budget_table: str | None = None
     rate_window_seconds: float = 60.0
+    tracing: bool = False  # as Settings.tracing
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
@@ -245,6 +248,7 @@ class PollerSettings:
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             rate_budget_table=_optional(env, "RATE_BUDGET_TABLE_NAME"),
             rate_window_seconds=_number(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
+            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
         )
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from s3_to_wistia.config import Settings
 from s3_to_wistia.model import WistiaAnswer
 
 if TYPE_CHECKING:
@@ -25,7 +24,14 @@ if TYPE_CHECKING:
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def lambda_tracer(settings: Settings) -> Any:
+class TracingChoice(Protocol):
+    """Any function's settings (Settings, PollerSettings, WebhookSettings): TRACING_MODE."""
+
+    @property
+    def tracing(self) -> bool: ...
+
+
+def lambda_tracer(settings: TracingChoice) -> Any:
     """Powertools' Tracer when tracing is on, else None (and the X-Ray SDK stays unloaded)."""
     if not settings.tracing:
         return None
