@@ -54,6 +54,9 @@ LOOPBACK_HOSTS = frozenset({"localhost"})
 MEDIA_NAME_RULES = ("file-name", "key")
 
 
+ON_DELETE_CHOICES = ("keep", "archive", "delete")
+
+
 class ConfigError(ValueError):
     """The function's configuration is unusable; the message names the variable."""
 
@@ -89,6 +92,8 @@ class Settings:
     # less this prefix; x-amz-meta-wistia-name overrides both.
     media_name_from: str = "file-name"
     media_name_strip_prefix: str = ""
+    # What a deleted object's media becomes at Wistia: kept (the default), archived, deleted.
+    on_delete: str = "keep"
     # Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
     # leaves it to boto3's own configuration).
     aws_region: str | None = None
@@ -124,6 +129,7 @@ class Settings:
             probe_import_url=_boolean(env, "PROBE_IMPORT_URL", cls.probe_import_url),
             media_name_from=_choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
             media_name_strip_prefix=env.get("MEDIA_NAME_STRIP_PREFIX", ""),
+            on_delete=_choice(env, "ON_DELETE", ON_DELETE_CHOICES, cls.on_delete),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
         )
 

@@ -76,6 +76,14 @@ class RecordFields:
     media_watch: str | None = None
     media_checked_at: str | None = None
     source_event: dict[str, Any] | None = None
+    # S3's order of the key's writes and deletions (see rules.is_later).
+    sequencer: str | None = None
+    # A deletion's record (status DELETED): when it was followed, what became of the key's
+    # media at Wistia, and which media that was (not `wistia_hashed_id`: the deletion did
+    # not create it, and the status index must not find this record for it).
+    deleted_at: str | None = None
+    media_action: str | None = None
+    media_action_hashed_id: str | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The attributes to write: every field that is set."""

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from s3_to_wistia.contracts import DeadLetterMessage
+from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.errors import RetryableError, UnsupportedEvent
 from s3_to_wistia.events import Parsed, event_kind, parse_notification, parse_sqs_body
 from s3_to_wistia.importing import Importer
@@ -25,8 +26,14 @@ _sqs_pool = ThreadPoolExecutor(max_workers=SQS_WORKERS, thread_name_prefix="reco
 
 
 def handle_event(
-    event: Any, context: Any, importer: Importer, dead_letters: DeadLetterSink, log: Log
+    event: Any,
+    context: Any,
+    importer: Importer,
+    dead_letters: DeadLetterSink,
+    log: Log,
+    removals: RemovalFollower | None = None,
 ) -> dict[str, Any]:
+    """`removals` follows the deletion events (without it they are logged and ignored)."""
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
     try:
         kind = event_kind(event)
@@ -35,8 +42,8 @@ def handle_event(
         log.error("unsupported event: nothing imported", reason=str(error))
         raise
     if parsed is None:
-        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline)
-    return {"results": import_all(parsed, importer, log, deadline)}
+        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline, removals)
+    return {"results": import_all(parsed, importer, log, deadline, removals=removals)}
 
 
 def import_all(
@@ -45,6 +52,7 @@ def import_all(
     log: Log,
     deadline: float,
     hand_back_in_progress: bool = False,
+    removals: RemovalFollower | None = None,
 ) -> list[dict[str, str]]:
     """Import every object named; raise RetryableError after trying all if any must come back.
 
@@ -73,8 +81,35 @@ def import_all(
             retry.append(f"{obj.uri}: {error}")
         finally:
             log.thread_safe_clear_keys()
+    results += follow_removals(parsed, removals, log, deadline, retry)
     if retry:
         raise RetryableError("; ".join(retry))
+    return results
+
+
+def follow_removals(
+    parsed: Parsed,
+    removals: RemovalFollower | None,
+    log: Log,
+    deadline: float,
+    retry: list[str],
+) -> list[dict[str, str]]:
+    """Record and follow every deletion named; those to retry are added to `retry`."""
+    results: list[dict[str, str]] = []
+    for removal in parsed.removals:
+        if removals is None:
+            log.info("record ignored", reason=f"deletion of {removal.uri}")
+            continue
+        log.thread_safe_append_keys(bucket=removal.bucket, object_key=removal.key)
+        try:
+            outcome = removals.follow(removal, deadline)
+            ref = outcome.object
+            results.append({"object": ref.uri, "version": ref.version, "status": outcome.status})
+        except RetryableError as error:
+            log.warning("deletion will be followed again", reason=str(error))
+            retry.append(f"{removal.uri} (deleted): {error}")
+        finally:
+            log.thread_safe_clear_keys()
     return results
 
 
@@ -85,6 +120,7 @@ def _handle_sqs_batch(
     dead_letters: DeadLetterSink,
     log: Log,
     deadline: float,
+    removals: RemovalFollower | None,
 ) -> Any:
     # Imported here: direct S3 invocations, the common case, never need batch handling.
     import asyncio
@@ -109,7 +145,7 @@ def _handle_sqs_batch(
                 )
             )
             return
-        import_all(parsed, importer, log, deadline, hand_back_in_progress=True)
+        import_all(parsed, importer, log, deadline, hand_back_in_progress=True, removals=removals)
 
     async def record_handler(record: Any) -> None:
         loop = asyncio.get_running_loop()

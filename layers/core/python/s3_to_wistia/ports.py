@@ -65,6 +65,12 @@ class RecordStore(Protocol):
         ...
 
 
+class KeyRecords(RecordStore, Protocol):
+    """The import records of one key, every version and deletion (following deletions)."""
+
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]: ...
+
+
 class MediaRecords(Protocol):
     """The import records as the webhook receiver and the status poller use them: found by
     their media's hashed id, or listed while their media's final status is awaited."""
@@ -121,6 +127,18 @@ class WistiaApi(Protocol):
 
     def list_medias(
         self, name: str, project_id: str | None, token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
+
+
+class MediaRemover(Protocol):
+    """The Data API's archive and delete of one media (following deletions)."""
+
+    def archive_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
+
+    def delete_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
     ) -> WistiaAnswer: ...
 
 

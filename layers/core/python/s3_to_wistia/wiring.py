@@ -30,6 +30,7 @@ from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
 from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
 from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
+from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.importing import Importer
 from s3_to_wistia.media_status import StatusUpdater
 from s3_to_wistia.pacing import Pace, PacedWistia
@@ -50,6 +51,8 @@ class ImportFunction:
 
     importer: Importer
     dead_letters: DeadLetterSink
+    # Follows deletion events (ON_DELETE); built from the importer's own clients.
+    removals: RemovalFollower | None = None
 
 
 def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importer:
@@ -105,7 +108,17 @@ def build_import_function(
         metrics=metrics,
         log=log,
     )
-    return ImportFunction(importer, dead_letters)
+    removals = RemovalFollower(
+        settings=settings,
+        storage=importer.storage,
+        records=importer.records,  # type: ignore[arg-type]  # Records: every KeyRecords call
+        dead_letters=dead_letters,
+        wistia=importer.wistia,  # type: ignore[arg-type]  # WistiaClient archives and deletes
+        tokens=importer.tokens,
+        metrics=metrics,
+        log=log,
+    )
+    return ImportFunction(importer, dead_letters, removals)
 
 
 def build_webhook_receiver(

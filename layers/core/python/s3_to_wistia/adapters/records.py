@@ -51,7 +51,9 @@ RELEASED = "1970-01-01T00:00:00.000Z"
 QUERY_PAGE = 500
 BATCH_GET_KEYS = 100  # DynamoDB's most per BatchGetItem
 BATCH_GET_ATTEMPTS = 8
-FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
+FINAL_STATUSES = frozenset(
+    {Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value, Status.DELETED.value}
+)
 # What an import wrote about its outcome: `reopen_settled` clears it for the next one.
 FORGOTTEN_ON_REOPEN = (
     "error",
@@ -89,6 +91,7 @@ class Records:
     def claim(self, obj: ObjectRef, lease_until: float) -> Claim:
         claim_id = uuid.uuid4().hex
         now = time.time()
+        sequencer_set, sequencer_value = _sequencer_written(obj)
         try:
             answer = self._db.update_item(
                 TableName=self._table,
@@ -96,7 +99,7 @@ class Records:
                 UpdateExpression=(
                     "SET #status = :in_progress, #bucket = :bucket, object_key = :key, "
                     "claim_id = :claim, lease_expires_at = :lease, updated_at = :now_iso, "
-                    "created_at = if_not_exists(created_at, :now_iso)"
+                    "created_at = if_not_exists(created_at, :now_iso)" + sequencer_set
                 ),
                 ConditionExpression=(
                     "attribute_not_exists(object_uri) OR #status = :pending_retry "
@@ -113,6 +116,7 @@ class Records:
                     lease=_epoch(lease_until),
                     now=_epoch(now),
                     now_iso=iso_now(),
+                    **sequencer_value,
                 ),
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -332,6 +336,24 @@ class Records:
         )
 
     # --- the media's processing at Wistia ------------------------------------------------
+
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
+        """Every record of one key: each version's import and each deletion (consistent)."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = self._call(
+                "read the key's records",
+                self._db.query,
+                KeyConditionExpression="object_uri = :uri",
+                ExpressionAttributeValues={":uri": {"S": f"s3://{bucket}/{key}"}},
+                ConsistentRead=True,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items += page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return [ImportRecord.from_attributes(_plain(item)) for item in items]
 
     def records_of_media(self, hashed_id: str) -> list[RecordKey]:
         answer = self._call(
@@ -563,6 +585,14 @@ def _holding(item: dict[str, Any] | None, hashed_id: str) -> ImportRecord | None
 
 def _epoch(seconds: float) -> Decimal:
     return Decimal(f"{seconds:.3f}")
+
+
+def _sequencer_written(obj: ObjectRef) -> tuple[str, dict[str, str]]:
+    """The claim writes the event's sequencer, so a deletion of the key handled at the same
+    time sees that the key was written again."""
+    if not obj.sequencer:
+        return "", {}
+    return ", sequencer = :sequencer", {"sequencer": obj.sequencer}
 
 
 def _values(**values: Any) -> dict[str, Any]:
