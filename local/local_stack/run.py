@@ -71,6 +71,7 @@ from local_stack.run_backfill import (
     show_backfill_verdict,
     upload_existing,
 )
+from local_stack.run_deletion import follow_a_deletion
 from local_stack.samples import Sample, builtin_samples
 from local_stack.template import Stack, function_setting, load_template, provision
 from s3_to_wistia.cli.local import (
@@ -92,6 +93,8 @@ RUN_DIR = local_dir() / "run"
 FUNCTION_LOG = RUN_DIR / "function.log"
 SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
+# The sample make run deletes at the end, its media deleted at Wistia (OnDelete=delete).
+DELETED_SAMPLE = "audio/café déjà vu.wav"
 # What the user pastes into the webhook secret from Wistia's account settings.
 WEBHOOK_KEY = "local-run-webhook-secret-key"
 # Lambda waits 1 and 2 minutes before its two retries; seconds are enough here.
@@ -184,7 +187,15 @@ def run(source: Path | None) -> int:
         cleanup.enter_context(server_logs_to(SERVERS_LOG))
         console = Console(cleanup.enter_context(function_output_to(FUNCTION_LOG)))
         cleanup.enter_context(temp_files_in(RUN_DIR / "tmp"))
-        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys, existing=existing)
+        pipeline = start_pipeline(
+            cleanup,
+            console,
+            samples,
+            video_limit,
+            keys,
+            existing=existing,
+            on_delete="delete" if samples else "keep",
+        )
         # Described while it runs, so the CLI's --local can reach it; gone when it stops.
         description = described(pipeline, "make run")
         write_description(RUN_DIR, description)
@@ -197,6 +208,11 @@ def run(source: Path | None) -> int:
         code = report_outcome(pipeline, keys, samples, missing, description)
         if existing:
             code = max(code, backfill(pipeline, existing, keys, video_limit))
+        if samples:
+            deleted = follow_a_deletion(
+                console, pipeline.stack, pipeline.emulator, pipeline.pump.queue_url, DELETED_SAMPLE
+            )
+            code = max(code, deleted)
         return code
 
 
@@ -242,10 +258,13 @@ def start_pipeline(
     keys: list[str],
     folder: Path = RUN_DIR,
     existing: Sequence[Existing] = (),
+    on_delete: str = "keep",
 ) -> Pipeline:
     """Start moto and the emulator, provision the template, put the `existing` objects in the
     bucket, and only then subscribe the function to it; everything started is stopped by
-    `cleanup`, last started first. The emulator keeps what it fetches under `folder`."""
+    `cleanup`, last started first. The emulator keeps what it fetches under `folder`.
+    `on_delete`: the stack's OnDelete; followed deletions reach the function by the same
+    queue as the uploads (standing in for the template's EventBridge rule)."""
     aws = LocalAws().start()
     cleanup.callback(aws.stop)
     cleanup.enter_context(lambda_like_environment(aws.environment()))
@@ -253,9 +272,16 @@ def start_pipeline(
     cleanup.callback(emulator.start().stop)
 
     template = load_template()
-    stack = provision(token=TOKEN, template=template, secrets={"WistiaWebhookSecret": WEBHOOK_KEY})
+    stack = provision(
+        token=TOKEN,
+        template=template,
+        parameters={"OnDelete": on_delete},
+        secrets={"WistiaWebhookSecret": WEBHOOK_KEY},
+    )
     upload_existing(stack.bucket, existing)
-    delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
+    delivery_queue = deliver_object_created_events_to_queue(
+        stack.bucket, removed_too=on_delete != "keep"
+    )
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
     # Imported once, as a new execution environment does, with its variables set.
@@ -400,8 +426,9 @@ def save_snapshot(
     return write_snapshot(folder, snapshot)
 
 
-def deliver_object_created_events_to_queue(bucket: str) -> str:
-    """Have moto's S3 send every ObjectCreated notification to a new queue; its URL.
+def deliver_object_created_events_to_queue(bucket: str, removed_too: bool = False) -> str:
+    """Have moto's S3 send every ObjectCreated notification (and ObjectRemoved, with
+    `removed_too`) to a new queue; its URL.
 
     The queue stands in for S3's own delivery of events to Lambda: it is not part of the
     template, which subscribes the function to the bucket directly."""
@@ -412,7 +439,11 @@ def deliver_object_created_events_to_queue(bucket: str) -> str:
         Bucket=bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
-                {"QueueArn": attributes["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+                {
+                    "QueueArn": attributes["Attributes"]["QueueArn"],
+                    "Events": ["s3:ObjectCreated:*"]
+                    + (["s3:ObjectRemoved:*"] if removed_too else []),
+                }
             ]
         },
     )
@@ -554,6 +585,10 @@ class Outcomes:
                 if record.get("wistia_hashed_id")
                 else str(record.get("error", ""))
             )
+            if record.get("media_action"):  # a deletion's record
+                detail = (
+                    f"media {record.get('media_action_hashed_id', '-')} {record['media_action']}"
+                )
             lines.append(self._line(result["status"], key, again + detail))
         return lines
 
