@@ -5,6 +5,7 @@ the function's own handling, and the emulator's Data API with its token rights."
 from __future__ import annotations
 
 import copy
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from local_stack.events import encoded_key, fixture, s3_record, upload
 from local_stack.harness import CountingMetrics, LambdaContext, drain, record_of
-from local_stack.template import Stack
+from local_stack.template import Stack, provision
 from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.redrive import run
@@ -279,3 +280,23 @@ def test_a_refused_deletion_is_redriven_once_the_token_may_delete(
     assert media(wistia_emulator, hashed_id)["deleted"] is True
     assert deletion_record(stack, "redrive.mp4", event)["media_action"] == "deleted"
     assert drain(stack.queue_url) == []
+
+
+def test_unversioned_the_same_bytes_uploaded_after_the_deletion_are_imported_again(
+    moto_server: Any, wistia_emulator: WistiaEmulator, captured_log: Any
+) -> None:
+    # Given an unversioned bucket (the user's own), whose object was imported
+    name = f"their-media-{uuid.uuid4().hex[:8]}"
+    stack = provision(token=TOKEN, parameters={"ExistingBucketName": name, "OnDelete": "delete"})
+    settings = Settings.from_env(stack.environment_for(wistia_emulator.url))
+    function = function_with(settings, captured_log, "delete")
+    first = imported(function, created(stack.bucket, "same.mp4", "0A"), captured_log)
+
+    # When it is deleted, its media with it, and the very same bytes are uploaded again
+    deliver(function, deleted(stack.bucket, "same.mp4", "0B"), captured_log)
+    second = imported(function, created(stack.bucket, "same.mp4", "0C"), captured_log)
+
+    # Then the key has a new media (same ETag, same record, imported again), the old is gone
+    assert second != first
+    assert media(wistia_emulator, first)["deleted"] is True
+    assert not media(wistia_emulator, second)["deleted"]

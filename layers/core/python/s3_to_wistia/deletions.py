@@ -50,6 +50,7 @@ ARCHIVED = "archived"
 DELETED = "deleted"
 ALREADY_GONE = "already gone"
 LEFT = "left alone"
+GONE_AT_WISTIA = frozenset({ARCHIVED, DELETED, "already gone"})
 # How long the claim on a deletion's record lasts beyond the invocation's deadline.
 LEASE_RESERVE_SECONDS = 5.0
 
@@ -83,9 +84,13 @@ class RemovalFollower:
             self.log.info("duplicate deletion event ignored", record_status=done.status)
             return Outcome(Status(done.status), ref, "already followed", earlier=True)
         try:
-            decision = self._decide(removal)
-            if decision.hashed_id is not None:
+            decision, latest = self._decide(removal)
+            if latest is not None:
                 decision = self._act(decision, deadline)
+                if latest.version_pinned is False and decision.action in GONE_AT_WISTIA:
+                    # Unversioned: the same bytes uploaded again get the same ETag, so the
+                    # same record; it must let them be imported again.
+                    self.records.mark_object_deleted(latest)
         except PermanentError as error:
             return self._refused(removal, claim, error)
         except RetryableError as error:
@@ -111,23 +116,25 @@ class RemovalFollower:
         )
         return Outcome(Status.DELETED, ref, f"{decision.action}: {decision.why}")
 
-    def _decide(self, removal: Removal) -> Decision:
+    def _decide(self, removal: Removal) -> tuple[Decision, ImportRecord | None]:
+        """What to do, and the import whose media it is done to (None: nothing to do)."""
         if self.settings.on_delete == KEPT_SETTING:
-            return Decision(KEPT, "ON_DELETE is keep: the media stays at Wistia")
+            return Decision(KEPT, "ON_DELETE is keep: the media stays at Wistia"), None
         writes = [
             r
             for r in self.records.records_of_key(removal.bucket, removal.key)
             if not r.object_version.startswith(DELETION_PREFIX)
         ]
         if any(is_later(r.sequencer, removal.sequencer) for r in writes):
-            return Decision(LEFT, "the key was written again after this deletion")
+            return Decision(LEFT, "the key was written again after this deletion"), None
         if self._key_exists(removal):
-            return Decision(LEFT, "S3 still has a current version of the key")
+            return Decision(LEFT, "S3 still has a current version of the key"), None
         latest = latest_import(writes)
         if latest is None or not latest.wistia_hashed_id:
-            return Decision(LEFT, "no media of this project holds the key")
+            return Decision(LEFT, "no media of this project holds the key"), None
         verb = "archive" if self.settings.on_delete == "archive" else "delete"
-        return Decision(verb, "the key's latest version was deleted", latest.wistia_hashed_id)
+        why = "the key's latest version was deleted"
+        return Decision(verb, why, latest.wistia_hashed_id), latest
 
     def _key_exists(self, removal: Removal) -> bool:
         try:

@@ -70,6 +70,11 @@ class KeyRecords(RecordStore, Protocol):
 
     def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]: ...
 
+    def mark_object_deleted(self, record: ImportRecord) -> None:
+        """The record's object (an unversioned one) and its media are gone: the same bytes
+        uploaded again are imported again."""
+        ...
+
 
 class MediaRecords(Protocol):
     """The import records as the webhook receiver and the status poller use them: found by

@@ -99,11 +99,16 @@ class Records:
                 UpdateExpression=(
                     "SET #status = :in_progress, #bucket = :bucket, object_key = :key, "
                     "claim_id = :claim, lease_expires_at = :lease, updated_at = :now_iso, "
-                    "created_at = if_not_exists(created_at, :now_iso)" + sequencer_set
+                    "created_at = if_not_exists(created_at, :now_iso)"
+                    + sequencer_set
+                    + " REMOVE object_deleted_at"
                 ),
+                # A record whose object was deleted (and its media with it) is imported
+                # again when the same bytes come back under the same ETag.
                 ConditionExpression=(
                     "attribute_not_exists(object_uri) OR #status = :pending_retry "
-                    "OR (#status = :in_progress AND lease_expires_at < :now)"
+                    "OR (#status = :in_progress AND lease_expires_at < :now) "
+                    "OR attribute_exists(object_deleted_at)"
                 ),
                 # "bucket" and "status" are DynamoDB reserved words.
                 ExpressionAttributeNames={"#status": "status", "#bucket": "bucket"},
@@ -336,6 +341,21 @@ class Records:
         )
 
     # --- the media's processing at Wistia ------------------------------------------------
+
+    def mark_object_deleted(self, record: ImportRecord) -> None:
+        """The object of this (unversioned) record was deleted and its media with it: the
+        next upload of the same bytes, under the same ETag, is imported again."""
+        self._call(
+            "mark the record's object deleted",
+            self._db.update_item,
+            Key={
+                "object_uri": {"S": record.object_uri},
+                "object_version": {"S": record.object_version},
+            },
+            UpdateExpression="SET object_deleted_at = :now",
+            ConditionExpression="attribute_exists(object_uri)",
+            ExpressionAttributeValues={":now": {"S": iso_now()}},
+        )
 
     def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
         """Every record of one key: each version's import and each deletion (consistent)."""
