@@ -50,7 +50,8 @@ CALLS_BY_FUNCTION = {
         "secretsmanager:GetSecretValue",  # the webhook's secret key
     },
     "PollerFunction": {
-        "dynamodb:Query",  # the pending-status index
+        "dynamodb:Query",  # the pending-status index; a swap's key (OnOverwrite=replace)
+        "dynamodb:GetItem",  # a swap's record
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",  # the Wistia token (the Data API)
@@ -237,7 +238,8 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
         "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
         "dynamodb:PutItem": {"<ImportsTable.Arn>"},
-        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
+        # the hashed-id index; the key's records (OnOverwrite=replace, the default)
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id", "<ImportsTable.Arn>"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
         "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
@@ -254,15 +256,25 @@ def test_the_webhook_receiver_reads_its_key_and_writes_only_the_records_and_dead
     }
 
 
-def test_the_poller_queries_only_the_pending_index_and_reads_only_the_token(
+def test_the_poller_queries_the_pending_index_and_reads_only_the_token(
     resources: dict[str, Any],
 ) -> None:
+    # With OnOverwrite=replace (the default) it also reads a swap's record and its key's.
     assert _grants(resources, "PollerFunction") == {
-        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch"},
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch", "<ImportsTable.Arn>"},
+        "dynamodb:GetItem": {"<ImportsTable.Arn>"},
         "dynamodb:UpdateItem": {"<ImportsTable.Arn>"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
         "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
+
+
+def test_with_new_medias_for_overwrites_nothing_reads_a_keys_records() -> None:
+    resources = deployed(OnOverwrite="new")["Resources"]
+
+    assert _grants(resources)["dynamodb:Query"] == {"<ImportsTable.Arn>/index/by-wistia-hashed-id"}
+    assert "dynamodb:GetItem" not in _grants(resources, "PollerFunction")
+    assert _function(resources)["Environment"]["Variables"]["ON_OVERWRITE"] == "new"
 
 
 def test_an_existing_bucket_is_the_only_bucket_the_function_reads() -> None:
@@ -808,7 +820,6 @@ def test_deletions_are_neither_subscribed_nor_granted_unless_followed() -> None:
         "EventBridgeConfiguration"
         not in resources["MediaBucket"]["Properties"]["NotificationConfiguration"]
     )
-    assert _grants(resources)["dynamodb:Query"] == {"<ImportsTable.Arn>/index/by-wistia-hashed-id"}
     assert _function(resources)["Environment"]["Variables"]["ON_DELETE"] == "keep"
 
 

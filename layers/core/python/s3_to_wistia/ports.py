@@ -64,11 +64,13 @@ class RecordStore(Protocol):
         """Which of these Wistia medias some record already holds."""
         ...
 
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
+        """Every record of one key: each version's import and each deletion."""
+        ...
+
 
 class KeyRecords(RecordStore, Protocol):
-    """The import records of one key, every version and deletion (following deletions)."""
-
-    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]: ...
+    """The import records as following deletions uses them."""
 
     def mark_object_deleted(self, record: ImportRecord) -> None:
         """The record's object (an unversioned one) and its media are gone: the same bytes
@@ -106,6 +108,10 @@ class MediaRecords(Protocol):
 
     def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
         """The dead letter could not be sent: the next caller may send it at once."""
+        ...
+
+    def mark_swap_due(self, key: RecordKey, hashed_id: str, now: str) -> bool:
+        """List a ready replacement for its swap; False when it is not due (any more)."""
         ...
 
     def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:

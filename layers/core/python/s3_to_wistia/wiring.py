@@ -36,6 +36,7 @@ from s3_to_wistia.media_status import StatusUpdater
 from s3_to_wistia.pacing import Pace, PacedWistia
 from s3_to_wistia.polling import RunAllowance, StatusPoller
 from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RequestBudget
+from s3_to_wistia.swaps import Swapper
 from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records handled at once.
@@ -199,15 +200,24 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         session, aws_config, records, settings.dead_letter_queue_url, metrics, log
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    tokens = TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets)
     poller = StatusPoller(
         records=records,
         wistia=wistia,
-        tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
+        tokens=tokens,
         updater=updater,
         metrics=metrics,
         log=log,
         poll_after_seconds=settings.poll_after_seconds,
         max_requests=settings.max_requests,
+        swapper=Swapper(
+            records=records,
+            wistia=wistia,
+            tokens=tokens,
+            dead_letters=updater.dead_letters,
+            metrics=metrics,
+            log=log,
+        ),
     )
     return PollFunction(poller, settings.max_requests)
 

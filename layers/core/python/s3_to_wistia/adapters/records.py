@@ -25,6 +25,7 @@ from s3_to_wistia.contracts import (
     MEDIA_FAILED_REASON,
     MEDIA_WATCHING,
     PREVIOUS_MEDIA_ATTRIBUTES,
+    SWAP_WATCHING,
     ImportRecord,
     MediaStatusChange,
     RecordFields,
@@ -463,6 +464,74 @@ class Records:
             "SET media_dead_letter_due = :released",
             "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
             _values(claimed=claimed_at, hashed=hashed_id, released=RELEASED),
+        )
+
+    def mark_swap_due(self, key: RecordKey, hashed_id: str, now: str) -> bool:
+        """A replacement's media is ready: list it for the poller to swap in (the
+        by-media-watch index's `swap` partition). False when it is no longer due."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=(
+                    "SET media_watch = :swap, media_checked_at = :now, swap_status = :due"
+                ),
+                ConditionExpression=(
+                    "wistia_hashed_id = :hashed AND attribute_exists(replaces_wistia_hashed_id) "
+                    "AND attribute_not_exists(swap_status)"
+                ),
+                ExpressionAttributeValues=_values(
+                    swap=SWAP_WATCHING, now=now, due="due", hashed=hashed_id
+                ),
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _classified(error, "list the replacement for its swap") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return True
+
+    def swaps_due(self, limit: int) -> list[ImportRecord]:
+        """Replacements waiting for their swap (or for its background job), oldest first."""
+        answer = self._call(
+            "list the swaps due",
+            self._db.query,
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="media_watch = :swap",
+            ExpressionAttributeValues=_values(swap=SWAP_WATCHING),
+            Limit=limit,
+        )
+        keys = [_record_key(item) for item in answer.get("Items", [])]
+        found = self.get_many_keys(keys)
+        return [r for r in found if r.swap_status in ("due", "requested")]
+
+    def get_many_keys(self, keys: list[RecordKey]) -> list[ImportRecord]:
+        """The records of these keys, read consistently (the index holds only keys)."""
+        records = []
+        for key in keys:
+            item = self._call(
+                "read a record", self._db.get_item, Key=_dynamodb_key(key), ConsistentRead=True
+            ).get("Item")
+            if item:
+                records.append(ImportRecord.from_attributes(_plain(item)))
+        return records
+
+    def set_swap(self, key: RecordKey, status: str, fields: dict[str, str], done: bool) -> None:
+        """Write how the swap went; `done` takes the record off the swap list."""
+        values = {"swap_status": status, "updated_at": iso_now(), **fields}
+        names = {f"#w{i}": name for i, name in enumerate(values)}
+        sets = ", ".join(f"#w{i} = :w{i}" for i in range(len(values)))
+        self._call(
+            "write the swap's outcome",
+            self._db.update_item,
+            Key=_dynamodb_key(key),
+            UpdateExpression=f"SET {sets}" + (" REMOVE media_watch" if done else ""),
+            ConditionExpression="attribute_exists(object_uri)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                f":w{i}": _serializer.serialize(v) for i, v in enumerate(values.values())
+            },
         )
 
     def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:

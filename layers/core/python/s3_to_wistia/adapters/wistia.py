@@ -114,6 +114,20 @@ class WistiaClient:
         form = {"hashed_ids[]": hashed_id}
         return self._call("PUT", f"{self._api_url}/modern/medias/archive", form, token, deadline)
 
+    def swap_media(
+        self, hashed_id: str, replacement: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Swap `replacement`'s file into `hashed_id` (a background job at Wistia)."""
+        url = f"{self._api_url}/modern/medias/{quote(hashed_id, safe='')}/swap"
+        return self._call("PUT", url, {"replacement_media_id": replacement}, token, deadline)
+
+    def background_job(
+        self, job_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """A background job's status (queued, started, finished, failed)."""
+        url = f"{self._api_url}/modern/background_job_status/{quote(job_id, safe='')}"
+        return self._call("GET", url, None, token, deadline)
+
     def _call(
         self,
         method: str,
