@@ -46,7 +46,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
 from local_stack.function_url import FunctionUrl
-from local_stack.functions import load_handler
+from local_stack.functions import Handler, load_handler
 from local_stack.harness import all_records, drain
 from local_stack.report import (
     Console,
@@ -72,7 +72,8 @@ from local_stack.run_backfill import (
     upload_existing,
 )
 from local_stack.run_deletion import follow_a_deletion
-from local_stack.samples import Sample, builtin_samples
+from local_stack.run_overwrite import follow_an_overwrite
+from local_stack.samples import Sample, avi_bytes, builtin_samples
 from local_stack.template import Stack, function_setting, load_template, provision
 from s3_to_wistia.cli.local import (
     SNAPSHOT,
@@ -95,6 +96,8 @@ SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
 # The sample make run deletes at the end, its media deleted at Wistia (OnDelete=delete).
 DELETED_SAMPLE = "audio/café déjà vu.wav"
+# The sample make run uploads again with a new file, swapped into its media (OnOverwrite).
+OVERWRITTEN_SAMPLE = "talks/C++ talk + Q&A.avi"
 # What the user pastes into the webhook secret from Wistia's account settings.
 WEBHOOK_KEY = "local-run-webhook-secret-key"
 # Lambda waits 1 and 2 minutes before its two retries; seconds are enough here.
@@ -209,11 +212,38 @@ def run(source: Path | None) -> int:
         if existing:
             code = max(code, backfill(pipeline, existing, keys, video_limit))
         if samples:
+            overwritten = follow_an_overwrite(
+                console,
+                pipeline.stack,
+                pipeline.emulator,
+                status_poller(pipeline),
+                OVERWRITTEN_SAMPLE,
+                avi_bytes(hue=200),
+            )
+            code = max(code, overwritten)
+            handled = pipeline.outcomes.handled(DELETED_SAMPLE)
             deleted = follow_a_deletion(
-                console, pipeline.stack, pipeline.emulator, pipeline.pump.queue_url, DELETED_SAMPLE
+                console,
+                pipeline.stack,
+                pipeline.emulator,
+                pipeline.pump.queue_url,
+                DELETED_SAMPLE,
+                # The invocation's own line first, then the verdict.
+                landed=lambda: pipeline.outcomes.wait_for({DELETED_SAMPLE: handled + 1}, 5),
             )
             code = max(code, deleted)
         return code
+
+
+def status_poller(pipeline: Pipeline) -> Handler:
+    """The status poller's handler (on demand here; on its schedule in AWS)."""
+    environment = {
+        **pipeline.stack.environments["PollerFunction"],
+        "WISTIA_API_URL": pipeline.wistia_url,
+        "STATUS_POLL_AFTER_SECONDS": "0",
+    }
+    with patched_environ(environment):
+        return load_handler("PollerFunction")
 
 
 def backfill(
@@ -555,6 +585,11 @@ class Outcomes:
                     f"Lambda tries again in {delay:g} s",
                 )
             )
+
+    def handled(self, key: str) -> int:
+        """How many deliveries naming `key` were handled so far."""
+        with self._changed:
+            return self._finished[key]
 
     def wait_for(self, deliveries: Mapping[str, int], timeout: float) -> list[str]:
         """Wait until every key had its deliveries handled; the keys still short after timeout."""

@@ -3,8 +3,8 @@
 
 The object is deleted through S3 as a user would. moto's S3 sends no notification for a
 delete marker in a versioned bucket, so this stand-in puts the ObjectRemoved event S3 would
-send on the same delivery queue as the uploads' (ordered after the object's write by its
-sequencer, as S3 orders a key's events), and the real import function follows it.
+send on the same delivery queue as the uploads' (its sequencer after the object's write, as
+S3 orders a key's events), and the real import function follows it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+from local_stack.aws import next_sequencer
 from local_stack.events import encoded_key, fixture
 from local_stack.report import Console
 from local_stack.template import Stack
@@ -26,7 +28,12 @@ DELETION_TIMEOUT = 15.0
 
 
 def follow_a_deletion(
-    console: Console, stack: Stack, emulator: WistiaEmulator, queue_url: str, key: str
+    console: Console,
+    stack: Stack,
+    emulator: WistiaEmulator,
+    queue_url: str,
+    key: str,
+    landed: Callable[[], object] = lambda: None,
 ) -> int:
     """Delete `key` (a delete marker: the bucket is versioned); 0 when its media ended
     deleted at Wistia and the deletion was recorded, 1 otherwise, with the reason."""
@@ -39,9 +46,10 @@ def follow_a_deletion(
     marker = boto3.client("s3").delete_object(Bucket=stack.bucket, Key=key).get("VersionId")
     boto3.client("sqs").send_message(
         QueueUrl=queue_url,
-        MessageBody=json.dumps(removed_event(stack.bucket, key, marker, record or {})),
+        MessageBody=json.dumps(removed_event(stack.bucket, key, marker)),
     )
     deletion = _wait_for_record(stack, key, f"deleted:{marker}")
+    landed()
     media = next((m for m in emulator.medias() if m["hashed_id"] == hashed_id), {})
     if deletion is None:
         console.line(f"\nNOT OK (deletion): no record of the deletion after {DELETION_TIMEOUT:g} s")
@@ -59,17 +67,13 @@ def follow_a_deletion(
     return 0
 
 
-def removed_event(
-    bucket: str, key: str, marker: str | None, imported: dict[str, Any]
-) -> dict[str, Any]:
-    """The notification S3 sends for a delete marker, its sequencer after the write's."""
+def removed_event(bucket: str, key: str, marker: str | None) -> dict[str, Any]:
+    """The notification S3 sends for a delete marker (its sequencer after the writes')."""
     record = copy.deepcopy(fixture("s3-object-created.json")["Records"][0])
     record["eventName"] = "ObjectRemoved:DeleteMarkerCreated"
     record["s3"]["bucket"]["name"] = bucket
     record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    written = str(imported.get("sequencer") or "0")
-    later = f"{int(written, 16) + 1:0{len(written)}X}"
-    record["s3"]["object"] = {"key": encoded_key(key), "sequencer": later}
+    record["s3"]["object"] = {"key": encoded_key(key), "sequencer": next_sequencer()}
     if marker:
         record["s3"]["object"]["versionId"] = marker
     return {"Records": [record]}

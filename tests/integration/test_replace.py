@@ -4,10 +4,12 @@ jobs, the import function and the status poller's real handler."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import replace
 from typing import Any
 
+import boto3
 import pytest
 
 from local_stack.aws import LocalAws
@@ -181,3 +183,36 @@ def test_a_token_that_may_not_swap_is_one_dead_letter(
     assert "read, update and delete rights" in letter["reason"]
     assert wistia_emulator.swaps() == []
     assert media(wistia_emulator, first["wistia_hashed_id"])["sha256"] != ""
+
+
+def test_deleting_an_overwritten_key_deletes_its_original_media(
+    stack: Stack,
+    settings: Settings,
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    function = build_import_function(
+        replace(settings, on_overwrite="replace", on_delete="delete"),
+        captured_log.logger,
+        CountingMetrics(),
+    )
+    first = written(function, captured_log, stack.bucket, "gone.mp4", mp4_bytes(b"v1"), "0A")
+    settle(stack, wistia_emulator)
+    written(function, captured_log, stack.bucket, "gone.mp4", mp4_bytes(b"v2"), "0B")
+    settle(stack, wistia_emulator, runs=3)
+
+    marker = boto3.client("s3").delete_object(Bucket=stack.bucket, Key="gone.mp4")["VersionId"]
+    record = copy.deepcopy(s3_record(upload(stack.bucket, "other.mp4", b"x")))
+    record["eventName"] = "ObjectRemoved:DeleteMarkerCreated"
+    record["s3"]["object"] = {"key": "gone.mp4", "versionId": marker, "sequencer": "0C"}
+    handle_event(
+        {"Records": [record]},
+        LambdaContext(timeout_seconds=30),
+        function.importer,
+        function.dead_letters,
+        captured_log.logger,
+        function.removals,
+    )
+
+    # The key's media is the original, holding the new file since the swap
+    assert media(wistia_emulator, first["wistia_hashed_id"])["deleted"] is True

@@ -134,7 +134,9 @@ class RemovalFollower:
             return Decision(LEFT, "no media of this project holds the key"), None
         verb = "archive" if self.settings.on_delete == "archive" else "delete"
         why = "the key's latest version was deleted"
-        return Decision(verb, why, latest.wistia_hashed_id), latest
+        # The key's media: the original a replacement was (or is to be) swapped into.
+        media = latest.replaces_wistia_hashed_id or latest.wistia_hashed_id
+        return Decision(verb, why, media), latest
 
     def _key_exists(self, removal: Removal) -> bool:
         try:
