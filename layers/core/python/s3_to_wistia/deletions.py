@@ -125,18 +125,24 @@ class RemovalFollower:
             for r in self.records.records_of_key(removal.bucket, removal.key)
             if not r.object_version.startswith(DELETION_PREFIX)
         ]
-        if any(is_later(r.sequencer, removal.sequencer) for r in writes):
-            return Decision(LEFT, "the key was written again after this deletion"), None
-        if self._key_exists(removal):
-            return Decision(LEFT, "S3 still has a current version of the key"), None
+        forbidden = self._forbidden(removal, writes)
+        if forbidden:
+            return Decision(LEFT, forbidden), None
         latest = latest_import(writes)
-        if latest is None or not latest.wistia_hashed_id:
+        if latest is None:
             return Decision(LEFT, "no media of this project holds the key"), None
         verb = "archive" if self.settings.on_delete == "archive" else "delete"
-        why = "the key's latest version was deleted"
         # The key's media: the original a replacement was (or is to be) swapped into.
         media = latest.replaces_wistia_hashed_id or latest.wistia_hashed_id
-        return Decision(verb, why, media), latest
+        return Decision(verb, "the key's latest version was deleted", media), latest
+
+    def _forbidden(self, removal: Removal, writes: list[ImportRecord]) -> str | None:
+        """Why the key's media must stay, though the key was deleted."""
+        if any(is_later(r.sequencer, removal.sequencer) for r in writes):
+            return "the key was written again after this deletion"
+        if self._key_exists(removal):
+            return "S3 still has a current version of the key"
+        return None
 
     def _key_exists(self, removal: Removal) -> bool:
         try:
