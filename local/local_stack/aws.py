@@ -30,7 +30,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -63,8 +62,25 @@ def _s3_event_as_aws_sends_it(event_name: str, bucket: Any, key: Any, notificati
     obj["key"] = quote_plus(key.name, safe="/")
     if key.version_id and key.version_id != "null":
         obj["versionId"] = key.version_id
-    obj["sequencer"] = uuid.uuid4().hex[:18].upper()
+    obj["sequencer"] = next_sequencer()
     return event
+
+
+class _Sequencer:
+    """S3's sequencers: hex, later for every later write or deletion (S3 promises the order
+    for one key; this stand-in keeps it for the whole process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:018X}"
+
+
+next_sequencer = _Sequencer().next
 
 
 s3_notifications._get_s3_event = _s3_event_as_aws_sends_it

@@ -216,6 +216,11 @@ class NotificationPump:
         self._thread = threading.Thread(target=self._run, name="s3-event-delivery", daemon=True)
         self.errors: list[str] = []
 
+    @property
+    def queue_url(self) -> str:
+        """Where S3's notifications wait (a stand-in may put one there, as S3 would)."""
+        return self._queue_url
+
     def start(self) -> NotificationPump:
         self._thread.start()
         return self

@@ -12,6 +12,8 @@ from urllib.parse import quote_plus
 
 import boto3
 
+from local_stack.aws import next_sequencer
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
@@ -49,7 +51,7 @@ def s3_record(obj: Uploaded) -> dict[str, Any]:
         "key": encoded_key(obj.key),
         "size": obj.size,
         "eTag": obj.etag,
-        "sequencer": uuid.uuid4().hex[:18].upper(),
+        "sequencer": next_sequencer(),
     }
     if obj.version_id:
         record["s3"]["object"]["versionId"] = obj.version_id

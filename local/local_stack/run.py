@@ -46,7 +46,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from local_stack.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, patched_environ
 from local_stack.delivery import AsyncInvoker, Invocation, NotificationPump, object_keys
 from local_stack.function_url import FunctionUrl
-from local_stack.functions import load_handler
+from local_stack.functions import Handler, load_handler
 from local_stack.harness import all_records, drain
 from local_stack.report import (
     Console,
@@ -71,7 +71,9 @@ from local_stack.run_backfill import (
     show_backfill_verdict,
     upload_existing,
 )
-from local_stack.samples import Sample, builtin_samples
+from local_stack.run_deletion import follow_a_deletion
+from local_stack.run_overwrite import follow_an_overwrite
+from local_stack.samples import Sample, avi_bytes, builtin_samples
 from local_stack.template import Stack, function_setting, load_template, provision
 from s3_to_wistia.cli.local import (
     SNAPSHOT,
@@ -92,6 +94,10 @@ RUN_DIR = local_dir() / "run"
 FUNCTION_LOG = RUN_DIR / "function.log"
 SERVERS_LOG = RUN_DIR / "servers.log"
 TOKEN = "local-run-token"
+# The sample make run deletes at the end, its media deleted at Wistia (OnDelete=delete).
+DELETED_SAMPLE = "audio/café déjà vu.wav"
+# The sample make run uploads again with a new file, swapped into its media (OnOverwrite).
+OVERWRITTEN_SAMPLE = "talks/C++ talk + Q&A.avi"
 # What the user pastes into the webhook secret from Wistia's account settings.
 WEBHOOK_KEY = "local-run-webhook-secret-key"
 # Lambda waits 1 and 2 minutes before its two retries; seconds are enough here.
@@ -184,7 +190,15 @@ def run(source: Path | None) -> int:
         cleanup.enter_context(server_logs_to(SERVERS_LOG))
         console = Console(cleanup.enter_context(function_output_to(FUNCTION_LOG)))
         cleanup.enter_context(temp_files_in(RUN_DIR / "tmp"))
-        pipeline = start_pipeline(cleanup, console, samples, video_limit, keys, existing=existing)
+        pipeline = start_pipeline(
+            cleanup,
+            console,
+            samples,
+            video_limit,
+            keys,
+            existing=existing,
+            on_delete="delete" if samples else "keep",
+        )
         # Described while it runs, so the CLI's --local can reach it; gone when it stops.
         description = described(pipeline, "make run")
         write_description(RUN_DIR, description)
@@ -197,7 +211,39 @@ def run(source: Path | None) -> int:
         code = report_outcome(pipeline, keys, samples, missing, description)
         if existing:
             code = max(code, backfill(pipeline, existing, keys, video_limit))
+        if samples:
+            overwritten = follow_an_overwrite(
+                console,
+                pipeline.stack,
+                pipeline.emulator,
+                status_poller(pipeline),
+                OVERWRITTEN_SAMPLE,
+                avi_bytes(hue=200),
+            )
+            code = max(code, overwritten)
+            handled = pipeline.outcomes.handled(DELETED_SAMPLE)
+            deleted = follow_a_deletion(
+                console,
+                pipeline.stack,
+                pipeline.emulator,
+                pipeline.pump.queue_url,
+                DELETED_SAMPLE,
+                # The invocation's own line first, then the verdict.
+                landed=lambda: pipeline.outcomes.wait_for({DELETED_SAMPLE: handled + 1}, 5),
+            )
+            code = max(code, deleted)
         return code
+
+
+def status_poller(pipeline: Pipeline) -> Handler:
+    """The status poller's handler (on demand here; on its schedule in AWS)."""
+    environment = {
+        **pipeline.stack.environments["PollerFunction"],
+        "WISTIA_API_URL": pipeline.wistia_url,
+        "STATUS_POLL_AFTER_SECONDS": "0",
+    }
+    with patched_environ(environment):
+        return load_handler("PollerFunction")
 
 
 def backfill(
@@ -242,10 +288,13 @@ def start_pipeline(
     keys: list[str],
     folder: Path = RUN_DIR,
     existing: Sequence[Existing] = (),
+    on_delete: str = "keep",
 ) -> Pipeline:
     """Start moto and the emulator, provision the template, put the `existing` objects in the
     bucket, and only then subscribe the function to it; everything started is stopped by
-    `cleanup`, last started first. The emulator keeps what it fetches under `folder`."""
+    `cleanup`, last started first. The emulator keeps what it fetches under `folder`.
+    `on_delete`: the stack's OnDelete; followed deletions reach the function by the same
+    queue as the uploads (standing in for the template's EventBridge rule)."""
     aws = LocalAws().start()
     cleanup.callback(aws.stop)
     cleanup.enter_context(lambda_like_environment(aws.environment()))
@@ -253,9 +302,16 @@ def start_pipeline(
     cleanup.callback(emulator.start().stop)
 
     template = load_template()
-    stack = provision(token=TOKEN, template=template, secrets={"WistiaWebhookSecret": WEBHOOK_KEY})
+    stack = provision(
+        token=TOKEN,
+        template=template,
+        parameters={"OnDelete": on_delete},
+        secrets={"WistiaWebhookSecret": WEBHOOK_KEY},
+    )
     upload_existing(stack.bucket, existing)
-    delivery_queue = deliver_object_created_events_to_queue(stack.bucket)
+    delivery_queue = deliver_object_created_events_to_queue(
+        stack.bucket, removed_too=on_delete != "keep"
+    )
     function_environment = stack.environment_for(emulator.url)
     cleanup.enter_context(patched_environ(function_environment))
     # Imported once, as a new execution environment does, with its variables set.
@@ -400,8 +456,9 @@ def save_snapshot(
     return write_snapshot(folder, snapshot)
 
 
-def deliver_object_created_events_to_queue(bucket: str) -> str:
-    """Have moto's S3 send every ObjectCreated notification to a new queue; its URL.
+def deliver_object_created_events_to_queue(bucket: str, removed_too: bool = False) -> str:
+    """Have moto's S3 send every ObjectCreated notification (and ObjectRemoved, with
+    `removed_too`) to a new queue; its URL.
 
     The queue stands in for S3's own delivery of events to Lambda: it is not part of the
     template, which subscribes the function to the bucket directly."""
@@ -412,7 +469,11 @@ def deliver_object_created_events_to_queue(bucket: str) -> str:
         Bucket=bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
-                {"QueueArn": attributes["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+                {
+                    "QueueArn": attributes["Attributes"]["QueueArn"],
+                    "Events": ["s3:ObjectCreated:*"]
+                    + (["s3:ObjectRemoved:*"] if removed_too else []),
+                }
             ]
         },
     )
@@ -525,6 +586,11 @@ class Outcomes:
                 )
             )
 
+    def handled(self, key: str) -> int:
+        """How many deliveries naming `key` were handled so far."""
+        with self._changed:
+            return self._finished[key]
+
     def wait_for(self, deliveries: Mapping[str, int], timeout: float) -> list[str]:
         """Wait until every key had its deliveries handled; the keys still short after timeout."""
 
@@ -554,6 +620,10 @@ class Outcomes:
                 if record.get("wistia_hashed_id")
                 else str(record.get("error", ""))
             )
+            if record.get("media_action"):  # a deletion's record
+                detail = (
+                    f"media {record.get('media_action_hashed_id', '-')} {record['media_action']}"
+                )
             lines.append(self._line(result["status"], key, again + detail))
         return lines
 

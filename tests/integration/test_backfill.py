@@ -114,7 +114,8 @@ def test_a_backfill_imports_what_was_in_the_bucket_once_each_at_low_priority(
     result, rows = run(environments, stack, GeneratedManifest(stack.bucket))
 
     # Then every task succeeded, the media are in Wistia once each, as low-priority imports
-    assert (result.status, result.succeeded, result.failed) == ("Complete", 6, 0)
+    failed = {key: row.result_message for key, row in rows.items() if row.error_code}
+    assert (result.status, result.succeeded, result.failed) == ("Complete", 6, 0), failed
     assert wistia_emulator.wait_until_settled()
     medias = {m["name"]: m for m in wistia_emulator.medias()}
     assert set(medias) == {

@@ -130,6 +130,21 @@ def test_make_run_shows_every_sample_where_it_should_end(sample_run: SampleRun) 
         "OK: the backfill imported 2 media from before and skipped 1, each once; the 9 objects "
         "the events had handled were not imported again." in output
     )
+    # And an overwritten object's new file is swapped into its media, which keeps its id
+    swapped = re.search(
+        r"new version imported as media ([a-z0-9]{10}), ready, then swapped into ([a-z0-9]{10})",
+        output,
+    )
+    assert swapped, output
+    assert swapped.group(2) == rows["talks/C++ talk + Q&A.avi"][2]
+    assert swapped.group(1) != swapped.group(2)
+    assert f"OK: the overwrite kept its hashed id: media {swapped.group(2)} now holds" in output
+    # And last, a deleted object's media is deleted at Wistia (OnDelete=delete), by hashed id
+    deleted = re.search(r"DELETED +audio/café déjà vu\.wav +media ([a-z0-9]{10}) deleted\n", output)
+    assert deleted, output
+    hashed_id = deleted.group(1)
+    assert hashed_id == rows["audio/café déjà vu.wav"][2]
+    assert f"OK: the deletion was followed: media {hashed_id} deleted at Wistia" in output
     # And the console stays readable: no request lines, no JSON logs, but where they went
     assert '"GET ' not in output and "HTTP/1.1" not in output
     assert '{"level"' not in output and '"_aws"' not in output

@@ -227,7 +227,12 @@ class Rig:
                     killer.arm()
                 try:
                     return handle_event(
-                        event, context, importer, importer.dead_letters, log.logger, pool
+                        event,
+                        context,
+                        importer,
+                        importer.dead_letters,
+                        log.logger,
+                        records_pool=pool,
                     )
                 except RuntimeKilled as killed:
                     raise InvocationKilled(str(killed)) from None

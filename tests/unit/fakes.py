@@ -164,6 +164,10 @@ class FakeRecords:
         held = {item.get("wistia_hashed_id") for item in self.items.values()}
         return {hashed_id for hashed_id in hashed_ids if hashed_id in held}
 
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
+        uri = f"s3://{bucket}/{key}"
+        return [ImportRecord.from_attributes(v) for (u, _), v in self.items.items() if u == uri]
+
     def record(self, ref: ObjectRef) -> ImportRecord:
         return ImportRecord.from_attributes(self.items[(ref.uri, ref.version)])
 
@@ -247,6 +251,13 @@ class FakeRecords:
         item = self.items[(key.object_uri, key.object_version)]
         if item.get("media_dead_letter_due") == claimed_at:
             item["media_dead_letter_due"] = "1970-01-01T00:00:00.000Z"
+
+    def mark_swap_due(self, key: RecordKey, hashed_id: str, now: str) -> bool:
+        item = self.items.get((key.object_uri, key.object_version))
+        if not item or item.get("swap_status") or not item.get("replaces_wistia_hashed_id"):
+            return False
+        item.update(media_watch="swap", media_checked_at=now, swap_status="due")
+        return True
 
     def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
         self.pending_queries += 1

@@ -49,21 +49,84 @@ def test_sqs_bodies_are_notifications_and_test_events_are_ignored() -> None:
     assert test.objects == [] and "TestEvent" in test.ignored[0]
 
 
-def test_records_other_than_object_created_are_ignored_with_a_reason() -> None:
+def test_records_other_than_object_created_or_removed_are_ignored_with_a_reason() -> None:
     event = fixture("s3-object-created.json")
-    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    event["Records"][0]["eventName"] = "ObjectRestore:Completed"
+
+    parsed = parse_notification(event)
+
+    assert parsed.objects == [] and parsed.removals == []
+    assert parsed.ignored == ["ObjectRestore:Completed event for s3://my-media-bucket"]
+
+
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [("ObjectRemoved:Delete", False), ("ObjectRemoved:DeleteMarkerCreated", True)],
+)
+def test_s3_deletions_are_read_as_removals_with_their_order(name: str, marker: bool) -> None:
+    event = fixture("s3-object-created.json")
+    record = event["Records"][0]
+    record["eventName"] = name
+    record["s3"]["object"] = {
+        "key": "launch/red+flower.mp4",
+        "versionId": "v-marker",
+        "sequencer": "0055aed6dcd90281e5",
+    }
+
+    parsed = parse_notification(event)
+
+    assert parsed.objects == [] and parsed.ignored == []
+    [removal] = parsed.removals
+    assert (removal.key, removal.version_id, removal.delete_marker) == (
+        "launch/red flower.mp4",
+        "v-marker",
+        marker,
+    )
+    assert removal.sequencer == "0055AED6DCD90281E5"
+    assert removal.as_record_ref().version == "deleted:v-marker"
+
+
+def test_an_unversioned_deletion_is_recorded_under_its_sequencer() -> None:
+    event = fixture("s3-object-created.json")
+    record = event["Records"][0]
+    record["eventName"] = "ObjectRemoved:Delete"
+    record["s3"]["object"] = {"key": "a.mp4", "sequencer": "00AB"}
+
+    [removal] = parse_notification(event).removals
+
+    assert removal.version_id is None
+    assert removal.as_record_ref().version == "deleted:00AB"
+
+
+def test_eventbridge_object_deleted_is_a_removal() -> None:
+    event = fixture("eventbridge-object-created.json")
+    event["detail-type"] = "Object Deleted"
+    event["detail"]["deletion-type"] = "Delete Marker Created"
+    event["detail"]["object"]["sequencer"] = "00AB"
 
     parsed = parse_notification(event)
 
     assert parsed.objects == []
-    assert parsed.ignored == ["ObjectRemoved:Delete event for s3://my-media-bucket"]
+    [removal] = parsed.removals
+    assert removal.delete_marker and removal.sequencer == "00AB"
 
 
 def test_other_eventbridge_detail_types_are_ignored() -> None:
     event = fixture("eventbridge-object-created.json")
-    event["detail-type"] = "Object Deleted"
+    event["detail-type"] = "Object Restore Completed"
 
-    assert parse_notification(event).objects == []
+    parsed = parse_notification(event)
+
+    assert parsed.objects == [] and parsed.removals == []
+
+
+def test_a_sequencer_that_is_not_hex_is_no_order() -> None:
+    event = fixture("s3-object-created.json")
+    event["Records"][0]["s3"]["object"]["sequencer"] = "not-hex"
+
+    [obj] = parse_notification(event).objects
+
+    assert obj.sequencer is None
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def test_an_event_eventbridge_could_not_deliver_is_redriven_as_it_is() -> None:
             "the function could not read the message it came from",
         ),
         (
-            {"Records": [{**S3_RECORD, "eventName": "ObjectRemoved:Delete"}]},
+            {"Records": [{**S3_RECORD, "eventName": "ObjectRestore:Completed"}]},
             "its event names no object to import",
         ),
         ({"Records": [{"eventSource": "aws:s3"}]}, "its event is not one the function accepts"),

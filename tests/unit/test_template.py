@@ -50,7 +50,8 @@ CALLS_BY_FUNCTION = {
         "secretsmanager:GetSecretValue",  # the webhook's secret key
     },
     "PollerFunction": {
-        "dynamodb:Query",  # the pending-status index
+        "dynamodb:Query",  # the pending-status index; a swap's key (OnOverwrite=replace)
+        "dynamodb:GetItem",  # a swap's record
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",  # the Wistia token (the Data API)
@@ -244,7 +245,8 @@ def test_every_grant_is_scoped_to_the_stacks_own_resources(resources: dict[str, 
         "s3:ListBucket": {f"arn:aws:s3:::{NEW_BUCKET}"},
         "dynamodb:UpdateItem": {"<ImportsTable.Arn>", "<RateBudgetTable.Arn>"},
         "dynamodb:PutItem": {"<ImportsTable.Arn>"},
-        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id"},
+        # the hashed-id index; the key's records (OnOverwrite=replace, the default)
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-wistia-hashed-id", "<ImportsTable.Arn>"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
         "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
@@ -261,16 +263,26 @@ def test_the_webhook_receiver_reads_its_key_and_writes_only_the_records_and_dead
     }
 
 
-def test_the_poller_queries_only_the_pending_index_and_reads_only_the_token(
+def test_the_poller_queries_the_pending_index_and_reads_only_the_token(
     resources: dict[str, Any],
 ) -> None:
+    # With OnOverwrite=replace (the default) it also reads a swap's record and its key's.
     assert _grants(resources, "PollerFunction") == {
-        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch"},
+        "dynamodb:Query": {"<ImportsTable.Arn>/index/by-media-watch", "<ImportsTable.Arn>"},
+        "dynamodb:GetItem": {"<ImportsTable.Arn>"},
         # its records, and its slots in the request budget
         "dynamodb:UpdateItem": {"<ImportsTable.Arn>", "<RateBudgetTable.Arn>"},
         "sqs:SendMessage": {"<DeadLetterQueue.Arn>"},
         "secretsmanager:GetSecretValue": {"<WistiaTokenSecret>"},
     }
+
+
+def test_with_new_medias_for_overwrites_nothing_reads_a_keys_records() -> None:
+    resources = deployed(OnOverwrite="new")["Resources"]
+
+    assert _grants(resources)["dynamodb:Query"] == {"<ImportsTable.Arn>/index/by-wistia-hashed-id"}
+    assert "dynamodb:GetItem" not in _grants(resources, "PollerFunction")
+    assert _function(resources)["Environment"]["Variables"]["ON_OVERWRITE"] == "new"
 
 
 def test_an_existing_bucket_is_the_only_bucket_the_function_reads() -> None:
@@ -295,29 +307,31 @@ def test_the_signing_secret_is_readable_only_when_configured() -> None:
     assert variables["SIGNING_CREDENTIALS_SECRET"] == SIGNING_SECRET
 
 
-def test_only_eventbridge_may_invoke_through_its_rule_and_send_it_dead_letters(
+def test_only_eventbridge_may_invoke_through_its_rules_and_send_them_dead_letters(
     resources: dict[str, Any],
 ) -> None:
-    permissions = _of_type(resources, "AWS::Lambda::Permission").values()
-    by_principal = {
-        p["Properties"]["Principal"]: p["Properties"]
-        for p in permissions
+    permissions = [
+        p["Properties"]
+        for p in _of_type(resources, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == "<ImportFunction>"
+    ]
+    rules = {
+        "<ImportFunctionObjectCreatedInExistingBucket.Arn>",
+        "<ImportFunctionObjectRemoved.Arn>",
     }
     policy = resources["DeadLetterQueuePolicy"]
     allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
 
-    assert by_principal["events.amazonaws.com"]["SourceArn"] == (
-        "<ImportFunctionObjectCreatedInExistingBucket.Arn>"
+    assert {p["SourceArn"] for p in permissions if p["Principal"] == "events.amazonaws.com"} == (
+        rules
     )
     # S3 may invoke it from the stack's own bucket only (named, so nothing is circular).
-    assert by_principal["s3.amazonaws.com"]["SourceAccount"] == "123456789012"
-    assert by_principal["s3.amazonaws.com"]["SourceArn"] == f"arn:aws:s3:::{NEW_BUCKET}"
+    [s3] = [p for p in permissions if p["Principal"] == "s3.amazonaws.com"]
+    assert s3["SourceAccount"] == "123456789012"
+    assert s3["SourceArn"] == f"arn:aws:s3:::{NEW_BUCKET}"
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
-    assert allow["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": "<ImportFunctionObjectCreatedInExistingBucket.Arn>"}
-    }
+    assert set(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == rules
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -874,7 +888,9 @@ def test_the_backfill_function_is_capped_and_told_its_share_of_wistias_rate() ->
     assert tuned["Environment"]["Variables"]["BACKFILL_CONCURRENCY"] == "8"
     assert tuned["Environment"]["Variables"]["BACKFILL_REQUESTS_PER_MINUTE"] == "480"
     # The same import settings as the import function, so both import an object alike
+    # (deletions come to the import function only)
     imports = _function(deployed()["Resources"])["Environment"]["Variables"]
+    imports.pop("ON_DELETE")
     assert {k: v for k, v in variables.items() if not k.startswith("BACKFILL_")} == imports
 
 
@@ -928,3 +944,42 @@ def test_outputs_name_the_backfill_function_its_role_and_where_reports_go() -> N
     assert outputs["BackfillRoleArn"]["Value"] == "<BackfillRole.Arn>"
     assert outputs["BackfillReportsBucket"]["Value"] == "<BackfillReportsBucket>"
     assert outputs["BackfillRequestsPerMinute"]["Value"] == "240"
+
+
+def test_deletions_are_neither_subscribed_nor_granted_unless_followed() -> None:
+    resources = deployed()["Resources"]
+
+    assert resources["ImportFunctionObjectRemoved"]["Properties"]["State"] == "DISABLED"
+    assert (
+        "EventBridgeConfiguration"
+        not in resources["MediaBucket"]["Properties"]["NotificationConfiguration"]
+    )
+    assert _function(resources)["Environment"]["Variables"]["ON_DELETE"] == "keep"
+
+
+@pytest.mark.parametrize("parameters", [{}, {"ExistingBucketName": "their-media"}])
+@pytest.mark.parametrize("on_delete", ["archive", "delete"])
+def test_followed_deletions_reach_the_function_through_eventbridge(
+    parameters: dict[str, str], on_delete: str
+) -> None:
+    resources = deployed(OnDelete=on_delete, **parameters)["Resources"]
+    rule = resources["ImportFunctionObjectRemoved"]["Properties"]
+    bucket = parameters.get("ExistingBucketName", NEW_BUCKET)
+
+    assert rule["State"] == "ENABLED"
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Deleted"],
+        "detail": {"bucket": {"name": [bucket]}},
+    }
+    if "MediaBucket" in resources:  # a new bucket sends its events to EventBridge too
+        notifications = resources["MediaBucket"]["Properties"]["NotificationConfiguration"]
+        assert notifications["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
+        [created] = notifications["LambdaConfigurations"]
+        assert created["Event"] == "s3:ObjectCreated:*"
+    # A deletion reads its key's records: the table itself, besides the index
+    assert _grants(resources)["dynamodb:Query"] == {
+        "<ImportsTable.Arn>",
+        "<ImportsTable.Arn>/index/by-wistia-hashed-id",
+    }
+    assert _function(resources)["Environment"]["Variables"]["ON_DELETE"] == on_delete

@@ -26,4 +26,6 @@ function = build_import_function(settings, logger, LockedMetrics(metrics), trace
 @metrics.log_metrics
 @scrubbing_errors
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_event(event, context, function.importer, function.dead_letters, logger)
+    return handle_event(
+        event, context, function.importer, function.dead_letters, logger, function.removals
+    )

@@ -55,6 +55,10 @@ MEDIA_NAME_RULES = ("file-name", "key")
 TRACING_MODES = ("active", "passthrough")
 
 
+ON_DELETE_CHOICES = ("keep", "archive", "delete")
+ON_OVERWRITE_CHOICES = ("replace", "new")
+
+
 class ConfigError(ValueError):
     """The function's configuration is unusable; the message names the variable."""
 
@@ -90,6 +94,11 @@ class Settings:
     # less this prefix; x-amz-meta-wistia-name overrides both.
     media_name_from: str = "file-name"
     media_name_strip_prefix: str = ""
+    # What a deleted object's media becomes at Wistia: kept (the default), archived, deleted.
+    on_delete: str = "keep"
+    # A new version of a key whose media is ready: swapped into that media (its hashed id,
+    # URLs and embeds stay) with "replace", or a media of its own with "new".
+    on_overwrite: str = "replace"
     # Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
     # leaves it to boto3's own configuration).
     aws_region: str | None = None
@@ -134,6 +143,8 @@ class Settings:
             probe_import_url=_boolean(env, "PROBE_IMPORT_URL", cls.probe_import_url),
             media_name_from=_choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
             media_name_strip_prefix=env.get("MEDIA_NAME_STRIP_PREFIX", ""),
+            on_delete=_choice(env, "ON_DELETE", ON_DELETE_CHOICES, cls.on_delete),
+            on_overwrite=_choice(env, "ON_OVERWRITE", ON_OVERWRITE_CHOICES, cls.on_overwrite),
             aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
             requests_per_minute=_integer(
                 env,

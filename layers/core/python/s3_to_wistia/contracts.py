@@ -23,6 +23,8 @@ MAX_UNREADABLE_BODY_CHARS = 100_000
 # The value of `media_watch` while a record waits for its media's final status: the
 # pending-status index (by-media-watch) lists exactly the records that hold it.
 MEDIA_WATCHING = "pending"
+# The by-media-watch index's other partition: replacements ready to be swapped in.
+SWAP_WATCHING = "swap"
 # Wistia's processing statuses (../shared/CONTRACT.md, "Processing status").
 MEDIA_STATUSES = ("queued", "processing", "ready", "failed", "deleted")
 # Statuses after which nothing is awaited. A failed media is awaited until its dead letter
@@ -76,6 +78,22 @@ class RecordFields:
     media_watch: str | None = None
     media_checked_at: str | None = None
     source_event: dict[str, Any] | None = None
+    # S3's order of the key's writes and deletions (see rules.is_later).
+    sequencer: str | None = None
+    # A deletion's record (status DELETED): when it was followed, what became of the key's
+    # media at Wistia, and which media that was (not `wistia_hashed_id`: the deletion did
+    # not create it, and the status index must not find this record for it).
+    deleted_at: str | None = None
+    media_action: str | None = None
+    media_action_hashed_id: str | None = None
+    # ON_OVERWRITE=replace: the media this version's media is swapped into once ready (the
+    # key's original media, whose hashed id, URLs and embeds stay), and how the swap went
+    # (SWAP_STATES), Wistia's background job, when it was asked and when it finished.
+    replaces_wistia_hashed_id: str | None = None
+    swap_status: str | None = None
+    swap_job_id: str | None = None
+    swap_requested_at: str | None = None
+    swapped_at: str | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The attributes to write: every field that is set."""

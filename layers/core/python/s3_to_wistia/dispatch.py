@@ -12,6 +12,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from s3_to_wistia.contracts import DeadLetterMessage
+from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.errors import RetryableError, UnsupportedEvent
 from s3_to_wistia.events import Parsed, event_kind, parse_notification, parse_sqs_body
 from s3_to_wistia.importing import Importer
@@ -30,9 +31,11 @@ def handle_event(
     importer: Importer,
     dead_letters: DeadLetterSink,
     log: Log,
+    removals: RemovalFollower | None = None,
     records_pool: Executor | None = None,
 ) -> dict[str, Any]:
-    """`records_pool`: the threads an SQS batch's records run on (one pool a process by
+    """`removals` follows the deletion events (without it they are logged and ignored).
+    `records_pool`: the threads an SQS batch's records run on (one pool a process by
     default; a local stand-in running several instances in one process gives each its own)."""
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
     try:
@@ -43,8 +46,10 @@ def handle_event(
         raise
     if parsed is None:
         pool = records_pool or _sqs_pool
-        return _handle_sqs_batch(event, context, importer, dead_letters, log, deadline, pool)
-    return {"results": import_all(parsed, importer, log, deadline)}
+        return _handle_sqs_batch(
+            event, context, importer, dead_letters, log, deadline, pool, removals
+        )
+    return {"results": import_all(parsed, importer, log, deadline, removals=removals)}
 
 
 def import_all(
@@ -53,6 +58,7 @@ def import_all(
     log: Log,
     deadline: float,
     hand_back_in_progress: bool = False,
+    removals: RemovalFollower | None = None,
 ) -> list[dict[str, str]]:
     """Import every object named; raise RetryableError after trying all if any must come back.
 
@@ -81,8 +87,35 @@ def import_all(
             retry.append(f"{obj.uri}: {error}")
         finally:
             log.thread_safe_clear_keys()
+    results += follow_removals(parsed, removals, log, deadline, retry)
     if retry:
         raise RetryableError("; ".join(retry))
+    return results
+
+
+def follow_removals(
+    parsed: Parsed,
+    removals: RemovalFollower | None,
+    log: Log,
+    deadline: float,
+    retry: list[str],
+) -> list[dict[str, str]]:
+    """Record and follow every deletion named; those to retry are added to `retry`."""
+    results: list[dict[str, str]] = []
+    for removal in parsed.removals:
+        if removals is None:
+            log.info("record ignored", reason=f"deletion of {removal.uri}")
+            continue
+        log.thread_safe_append_keys(bucket=removal.bucket, object_key=removal.key)
+        try:
+            outcome = removals.follow(removal, deadline)
+            ref = outcome.object
+            results.append({"object": ref.uri, "version": ref.version, "status": outcome.status})
+        except RetryableError as error:
+            log.warning("deletion will be followed again", reason=str(error))
+            retry.append(f"{removal.uri} (deleted): {error}")
+        finally:
+            log.thread_safe_clear_keys()
     return results
 
 
@@ -94,6 +127,7 @@ def _handle_sqs_batch(
     log: Log,
     deadline: float,
     pool: Executor,
+    removals: RemovalFollower | None,
 ) -> Any:
     # Imported here: direct S3 invocations, the common case, never need batch handling.
     import asyncio
@@ -118,7 +152,7 @@ def _handle_sqs_batch(
                 )
             )
             return
-        import_all(parsed, importer, log, deadline, hand_back_in_progress=True)
+        import_all(parsed, importer, log, deadline, hand_back_in_progress=True, removals=removals)
 
     async def record_handler(record: Any) -> None:
         loop = asyncio.get_running_loop()

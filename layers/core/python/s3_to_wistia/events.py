@@ -8,12 +8,12 @@ once, and nowhere else.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from s3_to_wistia.errors import UnsupportedEvent
-from s3_to_wistia.model import ObjectRef
+from s3_to_wistia.model import ObjectRef, Removal
 
 EventKind = Literal["s3", "sqs", "eventbridge"]
 
@@ -21,8 +21,10 @@ EventKind = Literal["s3", "sqs", "eventbridge"]
 @dataclass(frozen=True)
 class Parsed:
     objects: list[ObjectRef]
-    # Records the function is not for (object removed, restore, test events): logged, not failed.
+    # Records the function is not for (restore, test events): logged, not failed.
     ignored: list[str]
+    # Deletions: recorded, and followed at Wistia when ON_DELETE asks.
+    removals: list[Removal] = field(default_factory=list)
 
 
 def event_kind(event: object) -> EventKind:
@@ -65,10 +67,14 @@ def parse_sqs_body(body: str) -> Parsed:
 
 def _from_s3_records(records: list[Any]) -> Parsed:
     objects: list[ObjectRef] = []
+    removals: list[Removal] = []
     ignored: list[str] = []
     for record in records:
         try:
             name = record["eventName"]
+            if name.startswith("ObjectRemoved:"):
+                removals.append(_s3_removal(record, name))
+                continue
             if not name.startswith("ObjectCreated:"):
                 ignored.append(f"{name} event for s3://{record['s3']['bucket']['name']}")
                 continue
@@ -82,33 +88,68 @@ def _from_s3_records(records: list[Any]) -> Parsed:
                     etag=obj.get("eTag") or None,
                     size=_size(obj.get("size")),
                     source_event=record,
+                    sequencer=_sequencer(obj.get("sequencer")),
                 )
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise UnsupportedEvent(f"S3 record without {error}: {_describe(record)}") from None
-    return Parsed(objects, ignored)
+    return Parsed(objects, ignored, removals)
+
+
+def _s3_removal(record: dict[str, Any], name: str) -> Removal:
+    s3 = record["s3"]
+    obj = s3["object"]
+    return Removal(
+        bucket=s3["bucket"]["name"],
+        key=_decoded_key(obj["key"]),
+        version_id=obj.get("versionId") or None,
+        sequencer=_sequencer(obj.get("sequencer")),
+        delete_marker=name == "ObjectRemoved:DeleteMarkerCreated",
+        source_event=record,
+    )
 
 
 def _from_eventbridge(event: dict[str, Any]) -> Parsed:
     detail_type = event.get("detail-type")
-    if detail_type != "Object Created":
+    if detail_type not in ("Object Created", "Object Deleted"):
         return Parsed([], [f"EventBridge {detail_type!r} event"])
     try:
         detail = event["detail"]
         obj = detail["object"]
+        bucket, key = detail["bucket"]["name"], _decoded_key(obj["key"])
+        version_id = obj.get("version-id") or None
+        sequencer = _sequencer(obj.get("sequencer"))
+        if detail_type == "Object Deleted":
+            removal = Removal(
+                bucket=bucket,
+                key=key,
+                version_id=version_id,
+                sequencer=sequencer,
+                delete_marker=detail.get("deletion-type") == "Delete Marker Created",
+                source_event=event,
+            )
+            return Parsed([], [], [removal])
         ref = ObjectRef(
-            bucket=detail["bucket"]["name"],
-            key=_decoded_key(obj["key"]),
-            version_id=obj.get("version-id") or None,
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
             etag=obj.get("etag") or None,
             size=_size(obj.get("size")),
             source_event=event,
+            sequencer=sequencer,
         )
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, AttributeError) as error:
         raise UnsupportedEvent(
             f"EventBridge S3 event without {error}: {_describe(event)}"
         ) from None
     return Parsed([ref], [])
+
+
+def _sequencer(raw: object) -> str | None:
+    """S3's sequencer, a hex string; anything else is no order at all (None)."""
+    if isinstance(raw, str) and raw and all(c in "0123456789abcdefABCDEF" for c in raw):
+        return raw.upper()
+    return None
 
 
 def _decoded_key(raw: object) -> str:

@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 
 from s3_to_wistia.budget import IMPORTS, Unmetered
 from s3_to_wistia.config import Settings
-from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, RecordFields
+from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, ImportRecord, RecordFields
+from s3_to_wistia.deletions import GONE_AT_WISTIA, latest_import
 from s3_to_wistia.errors import (
     AlreadyHandled,
     ClaimedElsewhere,
@@ -69,6 +70,7 @@ from s3_to_wistia.redact import redact, redact_value, scrub_exception
 from s3_to_wistia.rules import (
     ProbeVerdict,
     bounded,
+    is_later,
     judge,
     judge_probe,
     media_name,
@@ -503,11 +505,25 @@ class Importer:
             media_watch=MEDIA_WATCHING,
             media_checked_at=submitted_at,
             source_event=storable(obj.source_event),
+            replaces_wistia_hashed_id=self._replaced_media(obj, hashed_id),
         )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
         self._count("ImportsSubmitted")
         self.log.info("import submitted", wistia_hashed_id=hashed_id, attempts=tries.count)
         return Outcome(Status.SUBMITTED, obj, hashed_id)
+
+    def _replaced_media(self, obj: ObjectRef, hashed_id: str) -> str | None:
+        """ON_OVERWRITE=replace: the key's media this new version is to be swapped into,
+        once its own media is ready; None for a media of its own."""
+        if self.settings.on_overwrite != "replace":
+            return None
+        original = replaced_media(self.records.records_of_key(obj.bucket, obj.key), obj)
+        if original is not None and original != hashed_id:
+            self.log.info(
+                "an overwrite: swapped into the key's media once ready", replaces=original
+            )
+            return original
+        return None
 
     def _fail(self, obj: ObjectRef, claim: Claim, error: PermanentError, attempts: int) -> Outcome:
         # The dead letter goes first: if the queue is down the invocation must fail, so
@@ -551,3 +567,29 @@ class Importer:
 
 def _iso_or_none(format_time: Callable[[float], str], epoch: float | None) -> str | None:
     return None if epoch is None else format_time(epoch)
+
+
+def replaced_media(records: list[ImportRecord], obj: ObjectRef) -> str | None:
+    """The media a new version of the key replaces: the original of the latest other
+    version whose media is ready (what that one replaced, if it was a replacement itself),
+    unless a deletion came after it and took the media away."""
+    ready = [r for r in records if _other_version(r, obj) and r.media_status == "ready"]
+    latest = latest_import(ready)
+    if latest is None or _deleted_since(records, latest):
+        return None
+    return latest.replaces_wistia_hashed_id or latest.wistia_hashed_id
+
+
+def _other_version(record: ImportRecord, obj: ObjectRef) -> bool:
+    version = record.object_version
+    return version != obj.version and not version.startswith("deleted:")
+
+
+def _deleted_since(records: list[ImportRecord], imported: ImportRecord) -> bool:
+    """Whether a deletion of the key took its media away after `imported`."""
+    return any(
+        r.object_version.startswith("deleted:")
+        and r.media_action in GONE_AT_WISTIA
+        and not is_later(imported.sequencer, r.sequencer)
+        for r in records
+    )

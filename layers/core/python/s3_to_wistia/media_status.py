@@ -161,6 +161,7 @@ class StatusUpdater:
         tally = Tally(applied=1) if write.applied else Tally(stale=1)
         if write.applied:
             self._applied(before, event)
+        self._swap_when_ready(key, before, event, change.checked_at)
         # Failed now, or failed before and its dead letter still due (an earlier sender
         # could not finish): the failure is dead-lettered, once.
         failed = event.status == "failed" if write.applied else before.media_status == "failed"
@@ -168,6 +169,14 @@ class StatusUpdater:
         if failed and awaited and self.dead_letter_failure(key, event.hashed_id):
             tally.failures += 1
         return tally
+
+    def _swap_when_ready(
+        self, key: RecordKey, before: ImportRecord, event: MediaEvent, now: str
+    ) -> None:
+        """A replacement (ON_OVERWRITE=replace), ready: listed for the poller to swap into
+        the key's original media."""
+        if event.status == "ready" and before.replaces_wistia_hashed_id and not before.swap_status:
+            self.records.mark_swap_due(key, event.hashed_id, now)
 
     def dead_letter_failure(self, key: RecordKey, hashed_id: str) -> bool:
         """Turn the record FAILED and send its dead letter, if no one else has; True when

@@ -13,6 +13,7 @@ class Status(StrEnum):
     SUBMITTED = "SUBMITTED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    DELETED = "DELETED"  # the record of an object's deletion (its own record, see Removal)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class ObjectRef:
     size: int | None
     # The original S3 record or EventBridge event, kept so a dead letter can be redriven.
     source_event: dict[str, Any] = field(compare=False, repr=False)
+    # S3's order of the key's writes and deletions (hex; absent from backfills and redrives).
+    sequencer: str | None = field(default=None, compare=False)
 
     @property
     def version(self) -> str:
@@ -35,6 +38,41 @@ class ObjectRef:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One object deletion named by an event: a delete marker (versioned bucket), a version
+    deleted for good, or an unversioned object deleted."""
+
+    bucket: str
+    key: str
+    version_id: str | None  # the delete marker's, or the deleted version's
+    sequencer: str | None
+    delete_marker: bool
+    source_event: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def as_key_ref(self) -> ObjectRef:
+        """The key itself, whatever version is current (to ask S3 whether it still has one)."""
+        return ObjectRef(self.bucket, self.key, None, None, None, self.source_event)
+
+    def as_record_ref(self) -> ObjectRef:
+        """The deletion's own record: `deleted:` and the version or the sequencer, so it
+        never shares a key with an object version's import record."""
+        mark = self.version_id or self.sequencer or "unknown"
+        return ObjectRef(
+            bucket=self.bucket,
+            key=self.key,
+            version_id=f"deleted:{mark}",
+            etag=None,
+            size=None,
+            source_event=self.source_event,
+            sequencer=self.sequencer,
+        )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from s3_to_wistia.ports import (
     TokenProvider,
 )
 from s3_to_wistia.rules import parse_retry_after
+from s3_to_wistia.swaps import Swapper, SwapReport
 from s3_to_wistia.times import iso_precise
 
 # hashed_ids[] takes at most 100 ids, and per_page at most 100.
@@ -114,6 +115,7 @@ class PollReport:
     tally: Tally = field(default_factory=Tally)
     stopped: Stop | None = None
     detail: str = ""
+    swaps: SwapReport | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -125,6 +127,7 @@ class PollReport:
             "missing": self.missing,
             "failures_dead_lettered": self.tally.failures,
             "stopped": self.stopped.value if self.stopped else None,
+            "swaps": self.swaps.as_dict() if self.swaps else None,
         }
 
 
@@ -139,12 +142,15 @@ class StatusPoller:
     poll_after_seconds: float
     max_requests: int
     clock: Callable[[], float] = time.time
+    # ON_OVERWRITE=replace: the swaps due advance first, from the same request budget.
+    swapper: Swapper | None = None
 
     def run(self, deadline: float, budget: RequestBudget) -> PollReport:
         """One scheduled run, ending by `deadline` (epoch seconds)."""
+        swaps = self._swaps(deadline, budget)
         cutoff = iso_precise(self.clock() - self.poll_after_seconds)
         pending = self.records.pending_media(cutoff, self.max_requests * IDS_PER_REQUEST)
-        report = PollReport(pending=len(pending))
+        report = PollReport(pending=len(pending), swaps=swaps)
         to_ask = []
         for item in pending:
             if item.media_status == "failed":
@@ -161,6 +167,11 @@ class StatusPoller:
                 break
         self._report(report)
         return report
+
+    def _swaps(self, deadline: float, budget: RequestBudget) -> SwapReport | None:
+        if self.swapper is None:
+            return None
+        return self.swapper.run(deadline - FINISH_RESERVE_SECONDS, budget)
 
     def _ask(
         self, batch: list[PendingMedia], deadline: float, budget: RequestBudget, report: PollReport

@@ -67,6 +67,19 @@ class RecordStore(Protocol):
         """Which of these Wistia medias some record already holds."""
         ...
 
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
+        """Every record of one key: each version's import and each deletion."""
+        ...
+
+
+class KeyRecords(RecordStore, Protocol):
+    """The import records as following deletions uses them."""
+
+    def mark_object_deleted(self, record: ImportRecord) -> None:
+        """The record's object (an unversioned one) and its media are gone: the same bytes
+        uploaded again are imported again."""
+        ...
+
 
 class MediaRecords(Protocol):
     """The import records as the webhook receiver and the status poller use them: found by
@@ -98,6 +111,10 @@ class MediaRecords(Protocol):
 
     def release_media_failure(self, key: RecordKey, hashed_id: str, claimed_at: str) -> None:
         """The dead letter could not be sent: the next caller may send it at once."""
+        ...
+
+    def mark_swap_due(self, key: RecordKey, hashed_id: str, now: str) -> bool:
+        """List a ready replacement for its swap; False when it is not due (any more)."""
         ...
 
     def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
@@ -159,6 +176,18 @@ class ScheduleStore(Protocol):
     def pause(self, until: float) -> None:
         """No slot before `until` (a pause only ever grows)."""
         ...
+
+
+class MediaRemover(Protocol):
+    """The Data API's archive and delete of one media (following deletions)."""
+
+    def archive_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
+
+    def delete_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer: ...
 
 
 class MediaLookup(Protocol):

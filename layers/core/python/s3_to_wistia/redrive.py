@@ -43,7 +43,7 @@ from s3_to_wistia.events import parse_notification
 from s3_to_wistia.model import ObjectRef, Status
 
 REASON_WIDTH = 160
-SETTLED = frozenset({Status.SUBMITTED.value, Status.SKIPPED.value})
+SETTLED = frozenset({Status.SUBMITTED.value, Status.SKIPPED.value, Status.DELETED.value})
 
 
 # --- reading the queue's messages ------------------------------------------------------------
@@ -85,7 +85,10 @@ def read_message(message: Mapping[str, Any]) -> DeadLetter:
     objects: tuple[ObjectRef, ...] = ()
     if origin.event is not None and problem is None:
         try:
-            objects = tuple(parse_notification(origin.event).objects)
+            parsed = parse_notification(origin.event)
+            # A deletion's dead letter (a token without delete rights) is redriven too: its
+            # own record is reopened, and the function follows the deletion again.
+            objects = (*parsed.objects, *(r.as_record_ref() for r in parsed.removals))
         except UnsupportedEvent as error:
             problem = f"its event is not one the function accepts: {error}"
         if not objects and problem is None:

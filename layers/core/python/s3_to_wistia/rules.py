@@ -411,3 +411,21 @@ def retry_delay(
         # Honour the server, then add a little jitter so throttled callers do not return in step.
         return retry_after + random_fraction * base
     return backoff
+
+
+def sequencer_order(sequencer: str, width: int) -> int:
+    """A sequencer as a number to compare with others of the same key: S3's sequencers are
+    hex strings of varying length, compared after padding the shorter with zeros on the
+    right."""
+    return int(sequencer.ljust(width, "0"), 16)
+
+
+def is_later(sequencer: str | None, than: str | None) -> bool:
+    """Whether `sequencer` names a later write or deletion of the key than `than`. An event
+    without one (a backfill, a redrive) is never later than one that has it."""
+    if sequencer is None:
+        return False
+    if than is None:
+        return True
+    width = max(len(sequencer), len(than))
+    return sequencer_order(sequencer, width) > sequencer_order(than, width)

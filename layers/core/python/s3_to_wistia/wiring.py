@@ -36,6 +36,7 @@ from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
 from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, MemorySchedule, SharedBudget
 from s3_to_wistia.budget import Pace as BudgetPace
 from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
+from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.importing import READ_THREADS, Importer
 from s3_to_wistia.media_status import StatusUpdater
 from s3_to_wistia.pacing import Pace, PacedWistia
@@ -48,6 +49,7 @@ from s3_to_wistia.ports import (
     RequestBudget,
     WistiaApi,
 )
+from s3_to_wistia.swaps import Swapper
 from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
@@ -63,6 +65,8 @@ class ImportFunction:
 
     importer: Importer
     dead_letters: DeadLetterSink
+    # Follows deletion events (ON_DELETE); built from the importer's own clients.
+    removals: RemovalFollower | None = None
 
 
 def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importer:
@@ -157,7 +161,17 @@ def build_import_function(
         budget=build_rate_budget(settings, dynamodb),
         caller=caller,
     )
-    return ImportFunction(importer, dead_letters)
+    removals = RemovalFollower(
+        settings=settings,
+        storage=importer.storage,
+        records=importer.records,  # type: ignore[arg-type]  # Records: every KeyRecords call
+        dead_letters=dead_letters,
+        wistia=importer.wistia,  # type: ignore[arg-type]  # WistiaClient archives and deletes
+        tokens=importer.tokens,
+        metrics=metrics,
+        log=log,
+    )
+    return ImportFunction(importer, dead_letters, removals)
 
 
 def build_webhook_receiver(
@@ -244,15 +258,24 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         session, aws_config, records, settings.dead_letter_queue_url, metrics, log
     )
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
+    tokens = TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets)
     poller = StatusPoller(
         records=records,
         wistia=wistia,
-        tokens=TokenSource(settings.token_secret_id, settings.token_cache_seconds, secrets),
+        tokens=tokens,
         updater=updater,
         metrics=metrics,
         log=log,
         poll_after_seconds=settings.poll_after_seconds,
         max_requests=settings.max_requests,
+        swapper=Swapper(
+            records=records,
+            wistia=wistia,
+            tokens=tokens,
+            dead_letters=updater.dead_letters,
+            metrics=metrics,
+            log=log,
+        ),
     )
     shared = None
     if settings.rate_budget_table is not None:

@@ -25,6 +25,7 @@ from s3_to_wistia.contracts import (
     MEDIA_FAILED_REASON,
     MEDIA_WATCHING,
     PREVIOUS_MEDIA_ATTRIBUTES,
+    SWAP_WATCHING,
     ImportRecord,
     MediaStatusChange,
     RecordFields,
@@ -51,7 +52,9 @@ RELEASED = "1970-01-01T00:00:00.000Z"
 QUERY_PAGE = 500
 BATCH_GET_KEYS = 100  # DynamoDB's most per BatchGetItem
 BATCH_GET_ATTEMPTS = 8
-FINAL_STATUSES = frozenset({Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value})
+FINAL_STATUSES = frozenset(
+    {Status.SUBMITTED.value, Status.FAILED.value, Status.SKIPPED.value, Status.DELETED.value}
+)
 # What an import wrote about its outcome: `reopen_settled` clears it for the next one.
 FORGOTTEN_ON_REOPEN = (
     "error",
@@ -89,6 +92,7 @@ class Records:
     def claim(self, obj: ObjectRef, lease_until: float) -> Claim:
         claim_id = uuid.uuid4().hex
         now = time.time()
+        sequencer_set, sequencer_value = _sequencer_written(obj)
         try:
             answer = self._db.update_item(
                 TableName=self._table,
@@ -97,10 +101,15 @@ class Records:
                     "SET #status = :in_progress, #bucket = :bucket, object_key = :key, "
                     "claim_id = :claim, lease_expires_at = :lease, updated_at = :now_iso, "
                     "created_at = if_not_exists(created_at, :now_iso)"
+                    + sequencer_set
+                    + " REMOVE object_deleted_at"
                 ),
+                # A record whose object was deleted (and its media with it) is imported
+                # again when the same bytes come back under the same ETag.
                 ConditionExpression=(
                     "attribute_not_exists(object_uri) OR #status = :pending_retry "
-                    "OR (#status = :in_progress AND lease_expires_at < :now)"
+                    "OR (#status = :in_progress AND lease_expires_at < :now) "
+                    "OR attribute_exists(object_deleted_at)"
                 ),
                 # "bucket" and "status" are DynamoDB reserved words.
                 ExpressionAttributeNames={"#status": "status", "#bucket": "bucket"},
@@ -113,6 +122,7 @@ class Records:
                     lease=_epoch(lease_until),
                     now=_epoch(now),
                     now_iso=iso_now(),
+                    **sequencer_value,
                 ),
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -333,6 +343,39 @@ class Records:
 
     # --- the media's processing at Wistia ------------------------------------------------
 
+    def mark_object_deleted(self, record: ImportRecord) -> None:
+        """The object of this (unversioned) record was deleted and its media with it: the
+        next upload of the same bytes, under the same ETag, is imported again."""
+        self._call(
+            "mark the record's object deleted",
+            self._db.update_item,
+            Key={
+                "object_uri": {"S": record.object_uri},
+                "object_version": {"S": record.object_version},
+            },
+            UpdateExpression="SET object_deleted_at = :now",
+            ConditionExpression="attribute_exists(object_uri)",
+            ExpressionAttributeValues={":now": {"S": iso_now()}},
+        )
+
+    def records_of_key(self, bucket: str, key: str) -> list[ImportRecord]:
+        """Every record of one key: each version's import and each deletion (consistent)."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = self._call(
+                "read the key's records",
+                self._db.query,
+                KeyConditionExpression="object_uri = :uri",
+                ExpressionAttributeValues={":uri": {"S": f"s3://{bucket}/{key}"}},
+                ConsistentRead=True,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items += page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return [ImportRecord.from_attributes(_plain(item)) for item in items]
+
     def records_of_media(self, hashed_id: str) -> list[RecordKey]:
         answer = self._call(
             "look up a media's record",
@@ -421,6 +464,74 @@ class Records:
             "SET media_dead_letter_due = :released",
             "media_dead_letter_due = :claimed AND wistia_hashed_id = :hashed",
             _values(claimed=claimed_at, hashed=hashed_id, released=RELEASED),
+        )
+
+    def mark_swap_due(self, key: RecordKey, hashed_id: str, now: str) -> bool:
+        """A replacement's media is ready: list it for the poller to swap in (the
+        by-media-watch index's `swap` partition). False when it is no longer due."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dynamodb_key(key),
+                UpdateExpression=(
+                    "SET media_watch = :swap, media_checked_at = :now, swap_status = :due"
+                ),
+                ConditionExpression=(
+                    "wistia_hashed_id = :hashed AND attribute_exists(replaces_wistia_hashed_id) "
+                    "AND attribute_not_exists(swap_status)"
+                ),
+                ExpressionAttributeValues=_values(
+                    swap=SWAP_WATCHING, now=now, due="due", hashed=hashed_id
+                ),
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _classified(error, "list the replacement for its swap") from error
+        except BotoCoreError as error:
+            raise RetryableError(f"DynamoDB write failed: {error}") from error
+        return True
+
+    def swaps_due(self, limit: int) -> list[ImportRecord]:
+        """Replacements waiting for their swap (or for its background job), oldest first."""
+        answer = self._call(
+            "list the swaps due",
+            self._db.query,
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="media_watch = :swap",
+            ExpressionAttributeValues=_values(swap=SWAP_WATCHING),
+            Limit=limit,
+        )
+        keys = [_record_key(item) for item in answer.get("Items", [])]
+        found = self.get_many_keys(keys)
+        return [r for r in found if r.swap_status in ("due", "requested")]
+
+    def get_many_keys(self, keys: list[RecordKey]) -> list[ImportRecord]:
+        """The records of these keys, read consistently (the index holds only keys)."""
+        records = []
+        for key in keys:
+            item = self._call(
+                "read a record", self._db.get_item, Key=_dynamodb_key(key), ConsistentRead=True
+            ).get("Item")
+            if item:
+                records.append(ImportRecord.from_attributes(_plain(item)))
+        return records
+
+    def set_swap(self, key: RecordKey, status: str, fields: dict[str, str], done: bool) -> None:
+        """Write how the swap went; `done` takes the record off the swap list."""
+        values = {"swap_status": status, "updated_at": iso_now(), **fields}
+        names = {f"#w{i}": name for i, name in enumerate(values)}
+        sets = ", ".join(f"#w{i} = :w{i}" for i in range(len(values)))
+        self._call(
+            "write the swap's outcome",
+            self._db.update_item,
+            Key=_dynamodb_key(key),
+            UpdateExpression=f"SET {sets}" + (" REMOVE media_watch" if done else ""),
+            ConditionExpression="attribute_exists(object_uri)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                f":w{i}": _serializer.serialize(v) for i, v in enumerate(values.values())
+            },
         )
 
     def pending_media(self, checked_before: str, limit: int) -> list[PendingMedia]:
@@ -563,6 +674,14 @@ def _holding(item: dict[str, Any] | None, hashed_id: str) -> ImportRecord | None
 
 def _epoch(seconds: float) -> Decimal:
     return Decimal(f"{seconds:.3f}")
+
+
+def _sequencer_written(obj: ObjectRef) -> tuple[str, dict[str, str]]:
+    """The claim writes the event's sequencer, so a deletion of the key handled at the same
+    time sees that the key was written again."""
+    if not obj.sequencer:
+        return "", {}
+    return ", sequencer = :sequencer", {"sequencer": obj.sequencer}
 
 
 def _values(**values: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import urllib3
 from urllib3.exceptions import (
@@ -45,7 +45,8 @@ class WistiaClient:
         self._timeout = timeout
         # The whole call, answer included, takes at most this long.
         self._call_seconds = _seconds(timeout.connect_timeout) + _seconds(timeout.read_timeout)
-        self._medias_url = api_url.rstrip("/") + "/v1/medias.json"
+        self._api_url = api_url.rstrip("/")
+        self._medias_url = self._api_url + "/v1/medias.json"
 
     @property
     def upload_url(self) -> str:
@@ -106,6 +107,34 @@ class WistiaClient:
         query = [("hashed_ids[]", hashed_id) for hashed_id in hashed_ids]
         query.append(("per_page", str(MAX_LOOKUP_IDS)))
         return self._call("GET", f"{self._medias_url}?{urlencode(query)}", None, token, deadline)
+
+    def delete_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Delete one media for good (Data API; a token with delete rights)."""
+        url = f"{self._api_url}/v1/medias/{quote(hashed_id, safe='')}.json"
+        return self._call("DELETE", url, None, token, deadline)
+
+    def archive_media(
+        self, hashed_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Archive one media (a background job at Wistia; an archived media can be restored)."""
+        form = {"hashed_ids[]": hashed_id}
+        return self._call("PUT", f"{self._api_url}/modern/medias/archive", form, token, deadline)
+
+    def swap_media(
+        self, hashed_id: str, replacement: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """Swap `replacement`'s file into `hashed_id` (a background job at Wistia)."""
+        url = f"{self._api_url}/modern/medias/{quote(hashed_id, safe='')}/swap"
+        return self._call("PUT", url, {"replacement_media_id": replacement}, token, deadline)
+
+    def background_job(
+        self, job_id: str, token: str, deadline: float | None = None
+    ) -> WistiaAnswer:
+        """A background job's status (queued, started, finished, failed)."""
+        url = f"{self._api_url}/modern/background_job_status/{quote(job_id, safe='')}"
+        return self._call("GET", url, None, token, deadline)
 
     def _call(
         self,
