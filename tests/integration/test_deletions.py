@@ -5,6 +5,7 @@ the function's own handling, and the emulator's Data API with its token rights."
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -300,3 +301,28 @@ def test_unversioned_the_same_bytes_uploaded_after_the_deletion_are_imported_aga
     assert second != first
     assert media(wistia_emulator, first)["deleted"] is True
     assert not media(wistia_emulator, second)["deleted"]
+
+
+def test_a_refusal_that_quotes_the_token_leaves_it_out_of_the_dead_letter_and_record(
+    stack: Stack, settings: Settings, captured_log: Any, wistia_emulator: WistiaEmulator
+) -> None:
+    function = function_with(settings, captured_log, "delete")
+    imported(function, created(stack.bucket, "echo.mp4", "0A"), captured_log)
+    wistia_emulator.add_fault(
+        Fault(
+            kind="status",
+            status=422,
+            body=f'{{"error": "cannot delete with Bearer {TOKEN}"}}',
+            content_type="application/json",
+            match_method="DELETE",
+            match_path="/v1/medias/*",
+        )
+    )
+
+    event = deleted(stack.bucket, "echo.mp4", "0B")
+    deliver(function, event, captured_log)
+
+    [letter] = drain(stack.queue_url)
+    assert "cannot delete" in letter["reason"]
+    record = deletion_record(stack, "echo.mp4", event)
+    assert TOKEN not in json.dumps(letter) + json.dumps(record, default=str)

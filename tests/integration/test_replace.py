@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.events import parse_notification
 from s3_to_wistia.wiring import ImportFunction, build_import_function
-from wistia_emulator import WistiaEmulator
+from wistia_emulator import Fault, WistiaEmulator
 from wistia_emulator.testing import mp4_bytes
 
 from .following import TOKEN, poller, webhook_stack
@@ -216,3 +217,33 @@ def test_deleting_an_overwritten_key_deletes_its_original_media(
 
     # The key's media is the original, holding the new file since the swap
     assert media(wistia_emulator, first["wistia_hashed_id"])["deleted"] is True
+
+
+def test_a_swap_refusal_that_quotes_the_token_leaves_it_out_of_the_dead_letter(
+    stack: Stack,
+    function: ImportFunction,
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    written(function, captured_log, stack.bucket, "echo.mp4", mp4_bytes(b"v1"), "0A")
+    settle(stack, wistia_emulator)
+    second = written(function, captured_log, stack.bucket, "echo.mp4", mp4_bytes(b"v2"), "0B")
+    settle(stack, wistia_emulator)  # ready, listed for its swap
+    wistia_emulator.add_fault(
+        Fault(
+            kind="status",
+            status=400,
+            body=f'{{"error": "no swap for Bearer {TOKEN}"}}',
+            content_type="application/json",
+            match_method="PUT",
+            match_path="/modern/medias/*",
+        )
+    )
+
+    settle(stack, wistia_emulator)
+
+    held = current(stack, "echo.mp4", second)
+    assert held["swap_status"] == "refused"
+    [letter] = drain(stack.queue_url)
+    assert "no swap" in letter["reason"]
+    assert TOKEN not in json.dumps(letter) + json.dumps(held, default=str)

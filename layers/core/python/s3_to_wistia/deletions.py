@@ -40,7 +40,15 @@ from s3_to_wistia.ports import (
     ObjectStore,
     TokenProvider,
 )
-from s3_to_wistia.rules import is_later, parse_body, sequencer_order, wistia_error_message
+from s3_to_wistia.redact import redact, redact_value
+from s3_to_wistia.rules import (
+    bounded,
+    is_later,
+    parse_body,
+    sequencer_order,
+    storable_answer,
+    wistia_error_message,
+)
 from s3_to_wistia.times import iso_now
 
 DELETION_PREFIX = "deleted:"
@@ -216,8 +224,9 @@ def judge_removal(answer: WistiaAnswer, decision: Decision, done: str) -> Decisi
         return Decision(done, decision.why, decision.hashed_id)
     if answer.status == 404:
         return Decision(ALREADY_GONE, "Wistia no longer has the media", decision.hashed_id)
-    body = parse_body(answer)
-    words = wistia_error_message(body) or f"HTTP {answer.status}"
+    # Scrubbed like an import's answer: Wistia may quote what it was sent.
+    body = storable_answer(redact_value(parse_body(answer)))
+    words = bounded(redact(wistia_error_message(body) or f"HTTP {answer.status}"))
     if answer.status in (401, 403):
         raise PermanentError(
             f"Wistia refused to {decision.action} media {decision.hashed_id} ({answer.status}: "

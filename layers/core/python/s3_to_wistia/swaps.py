@@ -25,7 +25,8 @@ from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord
 from s3_to_wistia.errors import PermanentError, RetryableError, WistiaUnreachable
 from s3_to_wistia.model import RecordKey, WistiaAnswer
 from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RequestBudget, TokenProvider
-from s3_to_wistia.rules import is_later, parse_body, wistia_error_message
+from s3_to_wistia.redact import redact, redact_value
+from s3_to_wistia.rules import bounded, is_later, parse_body, storable_answer, wistia_error_message
 from s3_to_wistia.times import iso_now
 
 DUE = "due"
@@ -202,8 +203,9 @@ def judge_swap_answer(answer: WistiaAnswer) -> None:
         return
     if answer.status == 429 or answer.status >= 500:
         raise RetryableError(f"Wistia answered {answer.status} to the swap")
-    body = parse_body(answer)
-    words = wistia_error_message(body) or f"HTTP {answer.status}"
+    # Scrubbed like an import's answer: Wistia may quote what it was sent.
+    body = storable_answer(redact_value(parse_body(answer)))
+    words = bounded(redact(wistia_error_message(body) or f"HTTP {answer.status}"))
     rights = (
         " (the token needs read, update and delete rights)" if answer.status in (401, 403) else ""
     )
