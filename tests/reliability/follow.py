@@ -29,8 +29,11 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,7 @@ POLL_MAX_REQUESTS = 200
 # them held back three times as long, behind later rounds.
 SPREAD_PER_KEY = 0.01
 HELD_BACK_SHARE = 0.2
+POLL_EVERY_SECONDS = 0.5  # the poller's schedule during the changes (every minute on AWS)
 
 
 @dataclass
@@ -81,7 +85,6 @@ class Polls:
     runs: int = 0
     requests: int = 0
     swaps: Counter[str] = field(default_factory=Counter)
-    idle: bool = False
 
 
 # --- the writes --------------------------------------------------------------------------------
@@ -213,31 +216,63 @@ def instances(
     return built
 
 
-def poll_until_done(rig: Rig, runs: int) -> Polls:
-    """The poller's scheduled runs until one finds no status and no swap due (bounded)."""
-    log = CapturedLogger.create()
-    rig.logs.append(log)
-    environment = {
-        **rig.stack.environments["PollerFunction"],
-        "WISTIA_API_URL": rig.emulator.url,
-        "STATUS_POLL_AFTER_SECONDS": "0",
-        "STATUS_POLL_MAX_REQUESTS": str(POLL_MAX_REQUESTS),
-        # As the importers' budget (Rig.settings): the emulator has no limit here.
-        "WISTIA_REQUESTS_PER_MINUTE": str(UNLIMITED_REQUESTS_PER_MINUTE),
-    }
-    function = build_status_poller(PollerSettings.from_env(environment), log.logger, rig.metrics)
-    polls = Polls()
-    for _ in range(runs):
-        rig.emulator.wait_until_settled(timeout=SETTLE_SECONDS)
-        report = function.poller.run(time.time() + 60, function.budget())
+@dataclass
+class Poller:
+    """The status poller (its swapper too), built as its handler builds it; its runs added
+    up."""
+
+    function: Any
+    polls: Polls = field(default_factory=Polls)
+
+    @classmethod
+    def build(cls, rig: Rig) -> Poller:
+        log = CapturedLogger.create()
+        rig.logs.append(log)
+        environment = {
+            **rig.stack.environments["PollerFunction"],
+            "WISTIA_API_URL": rig.emulator.url,
+            "STATUS_POLL_AFTER_SECONDS": "0",
+            "STATUS_POLL_MAX_REQUESTS": str(POLL_MAX_REQUESTS),
+            # As the importers' budget (Rig.settings): the emulator has no limit here.
+            "WISTIA_REQUESTS_PER_MINUTE": str(UNLIMITED_REQUESTS_PER_MINUTE),
+        }
+        settings = PollerSettings.from_env(environment)
+        return cls(build_status_poller(settings, log.logger, rig.metrics))
+
+    def run(self) -> bool:
+        """One scheduled run; whether it found nothing due."""
+        report = self.function.poller.run(time.time() + 60, self.function.budget())
         swaps = report.swaps.as_dict() if report.swaps is not None else {}
-        polls.runs += 1
-        polls.requests += report.requests + swaps.get("requests", 0)
-        polls.swaps.update({k: v for k, v in swaps.items() if k != "looked_at"})
-        if report.pending == 0 and not swaps.get("looked_at"):
-            polls.idle = True
-            break
-    return polls
+        self.polls.runs += 1
+        self.polls.requests += report.requests + swaps.get("requests", 0)
+        self.polls.swaps.update({k: v for k, v in swaps.items() if k != "looked_at"})
+        return bool(report.pending == 0 and not swaps.get("looked_at"))
+
+    def until_done(self, rig: Rig, runs: int) -> bool:
+        """Runs once Wistia has settled, until one finds nothing due (bounded)."""
+        for _ in range(runs):
+            rig.emulator.wait_until_settled(timeout=SETTLE_SECONDS)
+            if self.run():
+                return True
+        return False
+
+    @contextmanager
+    def on_schedule(self, every: float) -> Iterator[None]:
+        """Runs every `every` seconds in a thread of their own while the block runs, as
+        its schedule runs it while events keep coming."""
+        stop = threading.Event()
+
+        def runs() -> None:
+            while not stop.wait(every):
+                self.run()
+
+        thread = threading.Thread(target=runs, name="poller-schedule", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=120)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -271,28 +306,25 @@ def _run(
     for number, event in enumerate(first):
         driver.invoke(event, f"first-{number}")
     imported = follow(driver, len(first), [], scenario.timeout)
-    first_polls = poll_until_done(rig, MAX_POLLER_RUNS)
+    first_poller = Poller.build(rig)
+    first_ready = first_poller.until_done(rig, MAX_POLLER_RUNS)
+    first_polls = first_poller.polls
     phases["first versions, ready"] = time.monotonic() - clock
 
     # The changes: a round of writes, its events on their way (some held back) while the
-    # next round is written.
+    # next round is written, and the poller on its schedule all along (swaps asked for while
+    # later writes and deletions are still coming).
     clock = time.monotonic()
+    poller = Poller.build(rig)
     handled.clear()
-    written: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    spread = max(1.0, len(lives) * SPREAD_PER_KEY)
-    rounds = scenario.max_overwrites + 1
-    for number in range(1, rounds + 1):
-        events = write_round(rig.stack.bucket, plans, number, deletions=number == rounds)
-        delivered = twice_or_once(events, scenario.duplicate_share, rng)
-        for event in delivered:
-            driver.invoke(event, f"change-{len(changes)}", delay_for(rng, spread))
-            changes.append(event)
-        written += events
-    changed = follow(driver, len(first) + len(changes), [], scenario.timeout)
+    with poller.on_schedule(POLL_EVERY_SECONDS):
+        written, changes = _write_changes(rig, driver, plans, scenario, rng)
+        changed = follow(driver, len(first) + len(changes), [], scenario.timeout)
     phases["overwrites and deletions"] = time.monotonic() - clock
     clock = time.monotonic()
-    polls = poll_until_done(rig, MAX_POLLER_RUNS)
+    during = poller.polls.runs
+    done = poller.until_done(rig, MAX_POLLER_RUNS)
+    polls = poller.polls
     phases["poller: statuses and swaps"] = time.monotonic() - clock
 
     end = rig.collect(settle=True)
@@ -328,7 +360,7 @@ def _run(
     )
     if not (imported and changed):
         result.checks.append(f"not every event ended within {scenario.timeout:.0f} s")
-    if not (first_polls.idle and polls.idle):
+    if not (first_ready and done):
         result.checks.append(f"statuses or swaps still due after {MAX_POLLER_RUNS} poller runs")
     judged = judge_end_state(lives, end.records, end.medias, swaps, rig)
     result.checks += judged.problems[:30]
@@ -360,12 +392,35 @@ def _run(
         f"keys), {judged.deleted_media} medias deleted in all"
     )
     result.notes.append(
-        f"requests to Wistia {len(end.requests)} ({first_polls.runs} + {polls.runs} poller runs, "
-        f"{first_polls.requests + polls.requests} of their requests)"
+        f"requests to Wistia {len(end.requests)} (poller: {first_polls.runs} runs for the first "
+        f"versions, {during} on its schedule during the changes and {polls.runs - during} "
+        f"after; {first_polls.requests + polls.requests} of their requests)"
     )
     if log_dir is not None:
         rig.write_logs(log_dir / f"{scenario.name}.log")
     return result
+
+
+def _write_changes(
+    rig: Rig,
+    driver: Any,
+    plans: list[tuple[KeyLife, int, bool]],
+    scenario: Scenario,
+    rng: random.Random,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each round of writes, its events handed to Lambda (once or twice, shuffled, some
+    held back) before the next round is written; the events S3 sent, and those delivered."""
+    written: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    spread = max(1.0, len(plans) * SPREAD_PER_KEY)
+    rounds = scenario.max_overwrites + 1
+    for number in range(1, rounds + 1):
+        events = write_round(rig.stack.bucket, plans, number, deletions=number == rounds)
+        for event in twice_or_once(events, scenario.duplicate_share, rng):
+            driver.invoke(event, f"change-{len(changes)}", delay_for(rng, spread))
+            changes.append(event)
+        written += events
+    return written, changes
 
 
 # --- the end state -------------------------------------------------------------------------------
