@@ -247,3 +247,50 @@ def test_a_swap_refusal_that_quotes_the_token_leaves_it_out_of_the_dead_letter(
     [letter] = drain(stack.queue_url)
     assert "no swap" in letter["reason"]
     assert TOKEN not in json.dumps(letter) + json.dumps(held, default=str)
+
+
+def test_a_swap_whose_original_is_deleted_before_its_job_runs_is_superseded_not_dead_lettered(
+    stack: Stack, captured_log: CapturedLogger
+) -> None:
+    # Wistia's background jobs take a while: the key's deletion can come in between
+    with WistiaEmulator(tokens=(TOKEN,), processing_delay=1.0) as wistia:
+        settings = Settings.from_env(stack.environment_for(wistia.url))
+        function = build_import_function(
+            replace(settings, on_overwrite="replace", on_delete="delete"),
+            captured_log.logger,
+            CountingMetrics(),
+        )
+        first = written(function, captured_log, stack.bucket, "race.mp4", mp4_bytes(b"v1"), "0A")
+        settle(stack, wistia)
+        second = written(function, captured_log, stack.bucket, "race.mp4", mp4_bytes(b"v2"), "0B")
+        assert wistia.wait_until_settled(timeout=20)
+        run = poller(stack, wistia.url)
+        for _ in range(3):  # ready and listed; then the swap asked for (its job queued)
+            run()
+            if current(stack, "race.mp4", second).get("swap_status") == "requested":
+                break
+        assert current(stack, "race.mp4", second)["swap_status"] == "requested"
+
+        # The key is deleted while the swap's job waits: its original media goes
+        marker = boto3.client("s3").delete_object(Bucket=stack.bucket, Key="race.mp4")
+        record = copy.deepcopy(s3_record(upload(stack.bucket, "other.mp4", b"x")))
+        record["eventName"] = "ObjectRemoved:DeleteMarkerCreated"
+        record["s3"]["object"] = {
+            "key": "race.mp4",
+            "versionId": marker["VersionId"],
+            "sequencer": "0C",
+        }
+        handle_event(
+            {"Records": [record]},
+            LambdaContext(timeout_seconds=30),
+            function.importer,
+            function.dead_letters,
+            captured_log.logger,
+            function.removals,
+        )
+        assert media(wistia, first["wistia_hashed_id"])["deleted"] is True
+        settle(stack, wistia)  # the job failed at Wistia: its original was gone
+
+        # The swap was overtaken by the deletion: no dead letter claiming the original stays
+        assert current(stack, "race.mp4", second)["swap_status"] == "superseded"
+        assert drain(stack.queue_url) == []

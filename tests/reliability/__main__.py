@@ -90,6 +90,14 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="its window in seconds (default 60)",
     )
     parser.add_argument(
+        "--follow-keys",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="keys overwritten and deleted in the follow-changes scenario (default 1000, as "
+        "the issue asks)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -141,6 +149,7 @@ def chosen(arguments: argparse.Namespace) -> list[Scenario]:
             arguments.bulk_objects,
             arguments.bulk_limit,
             arguments.bulk_window,
+            arguments.follow_keys,
         )
     if arguments.only:
         wanted = [text.lower() for text in arguments.only]

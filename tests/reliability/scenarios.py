@@ -68,7 +68,11 @@ def ambiguous_pair(
 
 
 def full(
-    objects: int = 500, bulk_objects: int = 2000, bulk_limit: int = 30, bulk_window: float = 2.0
+    objects: int = 500,
+    bulk_objects: int = 2000,
+    bulk_limit: int = 30,
+    bulk_window: float = 2.0,
+    follow_keys: int = 1000,
 ) -> list[Scenario]:
     """The full run: `objects` in the mixed scenario, a sixth of it in each single fault."""
     single = max(60, objects // 6)
@@ -240,6 +244,7 @@ def full(
             max_throttled_share=0.01,
         ),
         webhooks_at_volume(bulk_objects),
+        follow_changes(follow_keys),
         Scenario(name="bad input", about="", objects=0, kind="bad-input", seed=13),
         Scenario(
             name="unservable objects",
@@ -313,6 +318,25 @@ def webhooks_at_volume(objects: int, seed: int = 16) -> Scenario:
         webhook_reorder_share=0.2,
         webhook_drop_share=0.1,
         poll_max_requests=5,
+        timeout=900.0,
+    )
+
+
+def follow_changes(keys: int, seed: int = 18) -> Scenario:
+    """Overwrites and deletions followed (ON_OVERWRITE=replace, ON_DELETE=delete): as the
+    issue asks, keys overwritten 0-3 times and 20% deleted, events duplicated and reordered."""
+    return Scenario(
+        name="follow changes: overwrites + deletions",
+        about=f"{keys} keys, each ready at Wistia, then overwritten 0-3 times (seeded) and 20% "
+        "deleted; every event delivered once or twice (50%), all of them shuffled; "
+        "ON_OVERWRITE=replace, ON_DELETE=delete; then the status poller until no swap is due",
+        objects=keys,
+        kind="follow",
+        seed=seed,
+        duplicate_share=0.5,
+        max_overwrites=3,
+        delete_share=0.2,
+        instances=6,
         timeout=900.0,
     )
 

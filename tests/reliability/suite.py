@@ -24,7 +24,15 @@ from s3_to_wistia.wiring import build_rate_budget
 from wistia_emulator import Fault
 
 Kind = Literal[
-    "standard", "bad-input", "bad-config", "queue", "budget", "unservable", "hostile", "webhooks"
+    "standard",
+    "bad-input",
+    "bad-config",
+    "queue",
+    "budget",
+    "unservable",
+    "hostile",
+    "webhooks",
+    "follow",
 ]
 POLL_SECONDS = 0.02
 SETTLE_LIMIT = 60.0  # a processing delay longer than this: Wistia fetches nothing in the run
@@ -82,6 +90,10 @@ class Scenario:
     webhook_reorder_share: float = 0.0
     webhook_drop_share: float = 0.0
     poll_max_requests: int = 10
+    # Following changes (kind "follow"): each key overwritten 0 to `max_overwrites` times, a
+    # share of the keys deleted after their last write.
+    max_overwrites: int = 0
+    delete_share: float = 0.0
 
 
 @dataclass
@@ -246,6 +258,10 @@ def run_scenario(aws: LocalAws, scenario: Scenario, log_dir: Path | None = None)
         from reliability.webhooks import run_webhooks
 
         return run_webhooks(aws, scenario, log_dir)
+    if scenario.kind == "follow":
+        from reliability.follow import run_follow
+
+        return run_follow(aws, scenario, log_dir)
     return run_standard(aws, scenario, log_dir)
 
 

@@ -9,7 +9,8 @@ poller run then advances every swap due, one Data API request each:
   nothing swaps an older version over a newer one; else Wistia is asked to swap (a
   background job) and the swap is `requested`;
 - `requested`: the job is asked about until it is finished (`swapped`, with `swapped_at`)
-  or failed (a dead letter: the original media is untouched).
+  or failed (a dead letter: the original media is untouched), unless a later write or
+  deletion of the key came meanwhile (superseded: a deletion may have taken the original).
 A refusal (the token's rights, a media of another type) is one dead letter; 429, 5xx and
 no answer leave the swap for the next run.
 """
@@ -153,6 +154,12 @@ class Swapper:
                 hashed_id=record.replaces_wistia_hashed_id,
                 replacement=record.wistia_hashed_id,
             )
+        elif status == "failed" and self._superseded(record):
+            # A later write or deletion of the key overtook the swap (the deletion took the
+            # original away while the job waited): nothing to report, as for a due swap.
+            self.records.set_swap(key, SUPERSEDED, {}, done=True)
+            report.superseded += 1
+            self.log.info("swap overtaken by a later write or deletion of the key")
         elif status == "failed":
             reason = (
                 f"Wistia could not swap media {record.wistia_hashed_id} into "
