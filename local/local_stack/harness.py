@@ -96,6 +96,21 @@ def record_of(table: str, bucket: str, key: str, version: str) -> dict[str, Any]
     return {k: _deserializer.deserialize(v) for k, v in found.items()} if found else None
 
 
+def submitted_imports(table: str, bucket: str, key: str) -> list[dict[str, Any]]:
+    """The key's SUBMITTED records (one per version imported), oldest submission first."""
+    answer = boto3.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="object_uri = :uri",
+        ExpressionAttributeValues={":uri": {"S": f"s3://{bucket}/{key}"}},
+        ConsistentRead=True,
+    )
+    records = [
+        {k: _deserializer.deserialize(v) for k, v in item.items()} for item in answer["Items"]
+    ]
+    imported = [r for r in records if r.get("status") == "SUBMITTED"]
+    return sorted(imported, key=lambda r: str(r.get("submitted_at", "")))
+
+
 def all_records(table: str) -> list[dict[str, Any]]:
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table)
     return [

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
 from local_stack.aws import next_sequencer
 from local_stack.events import encoded_key, fixture
+from local_stack.harness import record_of, submitted_imports
 from local_stack.report import Console
 from local_stack.template import Stack
 from wistia_emulator import WistiaEmulator
@@ -37,7 +37,8 @@ def follow_a_deletion(
 ) -> int:
     """Delete `key` (a delete marker: the bucket is versioned); 0 when its media ended
     deleted at Wistia and the deletion was recorded, 1 otherwise, with the reason."""
-    record = _latest_import(stack, key)
+    imports = submitted_imports(stack.table_name, stack.bucket, key)
+    record = imports[-1] if imports else None
     hashed_id = record.get("wistia_hashed_id") if record else None
     console.line(f"\nDeleting {key} from the bucket (OnDelete=delete):")
     if not hashed_id:
@@ -79,36 +80,11 @@ def removed_event(bucket: str, key: str, marker: str | None) -> dict[str, Any]:
     return {"Records": [record]}
 
 
-def _latest_import(stack: Stack, key: str) -> dict[str, Any] | None:
-    answer = boto3.client("dynamodb").query(
-        TableName=stack.table_name,
-        KeyConditionExpression="object_uri = :uri",
-        ExpressionAttributeValues={":uri": {"S": f"s3://{stack.bucket}/{key}"}},
-        ConsistentRead=True,
-    )
-    records = [_plain(item) for item in answer.get("Items", [])]
-    imported = [r for r in records if r.get("status") == "SUBMITTED"]
-    return max(imported, key=lambda r: str(r.get("submitted_at", "")), default=None)
-
-
 def _wait_for_record(stack: Stack, key: str, version: str) -> dict[str, Any] | None:
     ends = time.monotonic() + DELETION_TIMEOUT
-    dynamodb = boto3.client("dynamodb")
     while time.monotonic() < ends:
-        item = dynamodb.get_item(
-            TableName=stack.table_name,
-            Key={
-                "object_uri": {"S": f"s3://{stack.bucket}/{key}"},
-                "object_version": {"S": version},
-            },
-            ConsistentRead=True,
-        ).get("Item")
-        if item and _plain(item).get("status") in ("DELETED", "FAILED"):
-            return _plain(item)
+        record = record_of(stack.table_name, stack.bucket, key, version)
+        if record and record.get("status") in ("DELETED", "FAILED"):
+            return record
         time.sleep(0.1)
     return None
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    deserialize = TypeDeserializer().deserialize
-    return {name: deserialize(value) for name, value in item.items()}

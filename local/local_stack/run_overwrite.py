@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
-from local_stack.harness import LambdaContext
+from local_stack.harness import LambdaContext, record_of, submitted_imports
 from local_stack.report import Console
 from local_stack.template import Stack
 from wistia_emulator import WistiaEmulator
@@ -32,7 +31,7 @@ def follow_an_overwrite(
 ) -> int:
     """Upload `key` again with `body`; 0 when the original media ended holding the new file
     under its own hashed id, 1 otherwise, with the reason."""
-    before = _imports(stack, key)
+    before = submitted_imports(stack.table_name, stack.bucket, key)
     original = before[0].get("wistia_hashed_id") if before else None
     console.line(f"\nUploading {key} again, with a new file (OnOverwrite=replace):")
     if not original:
@@ -73,43 +72,8 @@ def _swapped(
         emulator.wait_until_settled(timeout=2)
         emulator.wait_until_webhooks_delivered(timeout=2)
         poller(SCHEDULED, LambdaContext(timeout_seconds=60))
-        record = _record(stack, key, version)
+        record = record_of(stack.table_name, stack.bucket, key, version)
         if record and record.get("swap_status") not in (None, "due", "requested"):
             return record
         time.sleep(0.2)
     return record
-
-
-def _imports(stack: Stack, key: str) -> list[dict[str, Any]]:
-    answer = boto3.client("dynamodb").query(
-        TableName=stack.table_name,
-        KeyConditionExpression="object_uri = :uri",
-        ExpressionAttributeValues={":uri": {"S": f"s3://{stack.bucket}/{key}"}},
-        ConsistentRead=True,
-    )
-    records = [_plain(item) for item in answer.get("Items", [])]
-    return sorted(
-        (r for r in records if r.get("status") == "SUBMITTED"),
-        key=lambda r: str(r.get("submitted_at", "")),
-    )
-
-
-def _record(stack: Stack, key: str, version: str) -> dict[str, Any] | None:
-    item = (
-        boto3.client("dynamodb")
-        .get_item(
-            TableName=stack.table_name,
-            Key={
-                "object_uri": {"S": f"s3://{stack.bucket}/{key}"},
-                "object_version": {"S": version},
-            },
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    return _plain(item) if item else None
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    deserialize = TypeDeserializer().deserialize
-    return {name: deserialize(value) for name, value in item.items()}
