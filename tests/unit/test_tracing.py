@@ -5,49 +5,22 @@ to Wistia in a subsegment of its own, without the form, token or signed URL."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import sysconfig
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from local_stack.functions import function_code
 from s3_to_wistia.adapters.tracing import TracedWistia, lambda_tracer, traced_handler
 from s3_to_wistia.model import WistiaAnswer
+from unit.cold_starts import FUNCTIONS, cold_start_modules
 from unit.fakes import SETTINGS
-from unit.test_layout import ENVIRONMENT, FUNCTIONS, IMPORT_SCRIPT
-
-
-def cold_start_modules(tracing_mode: str | None, logical_id: str = "ImportFunction") -> list[str]:
-    """The modules a fresh interpreter holds after importing a function's handler as Lambda
-    lays it out (its code and layers, then the third-party packages)."""
-    code = function_code(logical_id)
-    path = [*map(str, code.paths), sysconfig.get_paths()["purelib"]]
-    env = {k: v for k, v in ENVIRONMENT.items() if k != "POWERTOOLS_TRACE_DISABLED"}
-    # As in Lambda: Powertools' Tracer would otherwise turn itself off outside it.
-    env["LAMBDA_TASK_ROOT"] = str(code.paths[0])
-    if tracing_mode is not None:
-        env["TRACING_MODE"] = tracing_mode
-    done = subprocess.run(  # noqa: S603 - our interpreter, our script
-        [sys.executable, "-S", "-c", IMPORT_SCRIPT, json.dumps(path), code.module, code.attribute],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    modules: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return modules
 
 
 @pytest.mark.parametrize("tracing_mode", [None, "PassThrough"])
 def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
     tracing_mode: str | None,
 ) -> None:
-    modules = cold_start_modules(tracing_mode)
+    modules = cold_start_modules("ImportFunction", tracing_mode)
 
     assert not [m for m in modules if m.startswith(("aws_xray_sdk", "wrapt"))]
     # and nothing else the happy path does not need at init: the batch utilities (SQS
@@ -58,13 +31,13 @@ def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
 @pytest.mark.parametrize("logical_id", [f for f in FUNCTIONS if f != "ImportFunction"])
 def test_no_function_imports_the_xray_sdk_unless_tracing_is_active(logical_id: str) -> None:
     assert not [
-        m for m in cold_start_modules("PassThrough", logical_id) if m.startswith("aws_xray_sdk")
+        m for m in cold_start_modules(logical_id, "PassThrough") if m.startswith("aws_xray_sdk")
     ]
-    assert "aws_xray_sdk.core" in cold_start_modules("Active", logical_id)
+    assert "aws_xray_sdk.core" in cold_start_modules(logical_id, "Active")
 
 
 def test_with_active_tracing_the_xray_sdk_patches_botocore() -> None:
-    modules = cold_start_modules("Active")
+    modules = cold_start_modules("ImportFunction", "Active")
 
     assert "aws_xray_sdk.core" in modules
     assert "aws_xray_sdk.ext.botocore.patch" in modules
