@@ -16,6 +16,13 @@ from unit.cold_starts import FUNCTIONS, cold_start_modules
 from unit.fakes import SETTINGS
 
 
+# What only the webhook receiver, the poller or the Batch Operations function runs.
+OTHER_ENTRY_POINTS = {
+    f"s3_to_wistia.{name}"
+    for name in ("webhooks", "polling", "media_status", "swaps", "backfill", "pacing")
+}
+
+
 @pytest.mark.parametrize("tracing_mode", [None, "PassThrough"])
 def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
     tracing_mode: str | None,
@@ -26,6 +33,9 @@ def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
     # and nothing else the happy path does not need at init: the batch utilities (SQS
     # events only)
     assert not [m for m in modules if m.startswith("aws_lambda_powertools.utilities.batch")]
+    # nor the other entry points' code, nor the event classes only the backfill reads
+    assert not [m for m in modules if m in OTHER_ENTRY_POINTS]
+    assert not [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")]
 
 
 @pytest.mark.parametrize("logical_id", [f for f in FUNCTIONS if f != "ImportFunction"])

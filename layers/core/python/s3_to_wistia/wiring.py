@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import urllib3
@@ -32,15 +32,11 @@ from s3_to_wistia.adapters.secrets import (
 )
 from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
-from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS, BackfillSettings
 from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, MemorySchedule, SharedBudget
 from s3_to_wistia.budget import Pace as BudgetPace
 from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
 from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.importing import READ_THREADS, Importer
-from s3_to_wistia.media_status import StatusUpdater
-from s3_to_wistia.pacing import Pace, PacedWistia
-from s3_to_wistia.polling import BookedRun, RunAllowance, StatusPoller
 from s3_to_wistia.ports import (
     DeadLetterSink,
     Log,
@@ -49,8 +45,14 @@ from s3_to_wistia.ports import (
     RequestBudget,
     WistiaApi,
 )
-from s3_to_wistia.swaps import Swapper
-from s3_to_wistia.webhooks import WebhookReceiver
+
+if TYPE_CHECKING:
+    # The other entry points' modules are imported by their builders, not here: the
+    # import function's cold start (the common one) would pay for all of them.
+    from s3_to_wistia.backfill import BackfillSettings
+    from s3_to_wistia.media_status import StatusUpdater
+    from s3_to_wistia.polling import StatusPoller
+    from s3_to_wistia.webhooks import WebhookReceiver
 
 # Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
 POOL_SIZE = READ_THREADS
@@ -179,6 +181,8 @@ def build_webhook_receiver(
 ) -> WebhookReceiver:
     """The receiver: DynamoDB at cold start (every POST writes), Secrets Manager on the
     first POST, SQS on the first failed media."""
+    from s3_to_wistia.webhooks import WebhookReceiver
+
     session = boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
         retries={"mode": "standard", "max_attempts": 3},
@@ -211,6 +215,8 @@ def _status_updater(
 ) -> StatusUpdater:
     """What the receiver and the poller apply media statuses with: the medias of one POST
     (or of one Data API answer, up to 100) at once, SQS created on the first failed media."""
+    from s3_to_wistia.media_status import StatusUpdater
+
     return StatusUpdater(
         records=records,
         dead_letters=DeadLetters(_lazy_client(session, "sqs", aws_config), dead_letter_queue_url),
@@ -232,12 +238,17 @@ class PollFunction:
     def budget(self) -> RequestBudget:
         """At most `max_requests` in the run; with a budget table, each of them booked on
         the account's schedule at the poller's priority (it takes what imports leave)."""
+        from s3_to_wistia.polling import BookedRun, RunAllowance
+
         if self.shared is None:
             return RunAllowance(self.max_requests)
         return BookedRun(RunAllowance(self.max_requests), self.shared, POLLER)
 
 
 def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
+    from s3_to_wistia.polling import StatusPoller
+    from s3_to_wistia.swaps import Swapper
+
     session = boto3.session.Session(region_name=settings.aws_region)
     aws_config = Config(
         retries={"mode": "standard", "max_attempts": 3},
@@ -295,6 +306,9 @@ def build_backfill_function(
     call books on the account's schedule at the backfill's priority; without one, each
     instance keeps to its share of the rate (BACKFILL_REQUESTS_PER_MINUTE over
     BACKFILL_CONCURRENCY instances)."""
+    from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS
+    from s3_to_wistia.pacing import Pace, PacedWistia
+
     function = build_import_function(
         replace(settings, max_attempts=BACKFILL_MAX_ATTEMPTS),
         log,
