@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         "Tracing is off (PassThrough, the template's default): the X-Ray SDK is not "
         "imported. With Tracing=Active every invocation the bench sends is sampled "
         "(Sampled=1), the worst case; BENCH_XRAY_SAMPLED=0 measures the unsampled case.",
+        "The floor does the function's work by hand: claim, HEAD, presign, the one-byte GET "
+        "through the URL (the function refuses what S3 would not serve Wistia), the POST, "
+        "the Query of the key's records (ON_OVERWRITE=replace, the default, looks for a "
+        "media to replace) and the record; the import-alone floor leaves out the GET and "
+        "the Query, as the function did before issues 10 and 16, and its row says what "
+        "they cost.",
         f"Request budget: the stack's RateBudgetTable on moto, at "
         f"WISTIA_REQUESTS_PER_MINUTE={BENCH_REQUESTS_PER_MINUTE} so that it costs what it "
         "costs without holding a request back (the floor has no budget); near the limit "
@@ -322,6 +328,20 @@ def table_rows(
             CPU_GOAL,
         ),
         ratio_row("Steady state per object, CPU p90", p90(steady_fn.cpu), p90(steady_fl.cpu), None),
+        # What issues 10 and 16 added to every import: the floor with them vs without.
+        ratio_row(
+            "The URL probe and the overwrite check, wall median (the floor with them vs the "
+            "import alone)",
+            median(steady_fl.wall),
+            median(runtime.steady[workers.IMPORT_ONLY].wall),
+            None,
+        ),
+        ratio_row(
+            "The URL probe and the overwrite check, CPU median",
+            median(steady_fl.cpu),
+            median(runtime.steady[workers.IMPORT_ONLY].cpu),
+            None,
+        ),
         ratio_row(
             f"SQS batch of {workers.BATCH_SIZE}, POST latency "
             f"{workers.LATENCY_SECONDS * 1000:.0f} ms: one invocation vs one POST "

@@ -1,11 +1,15 @@
 """The floor: a hand-written minimal import doing the function's correct work, no more.
 
 Per object: one conditional claim write (DynamoDB UpdateItem), one HEAD with VersionId,
-one SigV4 presign, the import POST (urllib3, form-encoded, Bearer token) and one record
-write closing the claim with Wistia's answer. The token is read from Secrets Manager on
-the first event and kept, as the function does. No logging, metrics or tracing: that is
-what the function adds, and what the ratios show. An SQS batch runs its records in
-ten threads, as the function does.
+one SigV4 presign, the one-byte GET through the presigned URL that shows S3 will serve
+it (issue 10), the import POST (urllib3, form-encoded, Bearer token), the consistent
+Query of the key's records that tells whether this version overwrites a media to replace
+(ON_OVERWRITE=replace, the default), and one record write closing the claim with
+Wistia's answer. `same_work=False` leaves out the probe and the Query: the import alone,
+as the function did before those two, so the bench can say what they cost. The token is
+read from Secrets Manager on the first event and kept, as the function does. No logging,
+metrics or tracing: that is what the function adds, and what the ratios show. An SQS
+batch runs its records in ten threads, as the function does.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ def iso(epoch: float) -> str:
 
 
 class Floor:
-    def __init__(self, table: str, upload_url: str, secret_id: str) -> None:
+    def __init__(self, table: str, upload_url: str, secret_id: str, same_work: bool = True) -> None:
         self._table = table
+        self._same_work = same_work
         self._upload_url = upload_url
         self._secret_id = secret_id
         self._session = boto3.session.Session()
@@ -116,7 +121,16 @@ class Floor:
         if not head["ContentLength"]:
             raise ValueError(f"s3://{bucket}/{key} is empty")
         url = self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=EXPIRES)
+        if self._same_work:
+            self.probe(url)
         media = self.post(url, posixpath.basename(key))
+        if self._same_work:
+            self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="object_uri = :u",
+                ExpressionAttributeValues={":u": item_key["object_uri"]},
+                ConsistentRead=True,
+            )
         parts = urlsplit(url)
         done = time.time()
         self._db.update_item(
@@ -146,6 +160,18 @@ class Floor:
     def presign(self, bucket: str, key: str, version: str) -> str:
         params = {"Bucket": bucket, "Key": key, "VersionId": version}
         return str(self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=EXPIRES))
+
+    def probe(self, url: str) -> None:
+        response = self._http.request(
+            "GET",
+            url,
+            headers={"Range": "bytes=0-0"},
+            timeout=self._timeout,
+            retries=False,
+            redirect=False,
+        )
+        if response.status not in (200, 206):
+            raise RuntimeError(f"S3 answered the presigned URL {response.status}")
 
     def post(self, url: str, name: str) -> dict[str, Any]:
         response = self._http.request(

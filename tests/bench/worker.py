@@ -62,13 +62,14 @@ def _function_role() -> Callable[[Command], Command]:
     return run
 
 
-def _floor_role() -> Callable[[Command], Command]:
+def _floor_role(same_work: bool = True) -> Callable[[Command], Command]:
     from bench.floor import Floor
 
     floor = Floor(
         os.environ["IMPORTS_TABLE_NAME"],
         os.environ["WISTIA_UPLOAD_URL"],
         os.environ["WISTIA_TOKEN_SECRET"],
+        same_work=same_work,
     )
 
     def run(command: Command) -> Command:
@@ -124,6 +125,7 @@ def _webhook_floor_role(lookup: bool) -> Callable[[Command], Command]:
 ROLES: dict[str, Callable[[], Callable[[Command], Command]]] = {
     "function": _function_role,
     "floor": _floor_role,
+    "floor-import-only": lambda: _floor_role(same_work=False),
     "webhook": _webhook_role,
     "webhook-floor": lambda: _webhook_floor_role(lookup=False),
     "webhook-floor-lookup": lambda: _webhook_floor_role(lookup=True),

@@ -19,6 +19,7 @@ from wistia_emulator import EmulatorControl, Fault
 
 BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
 BATCH_SIZE = 10
+IMPORT_ONLY = "floor-import-only"
 LATENCY_SECONDS = 0.3
 
 
@@ -97,7 +98,7 @@ class RuntimeResults:
     peak_rss_mib: dict[str, float]
     floor_urls: list[str]
     function_objects: list[Uploaded]
-    floor_objects: list[Uploaded]
+    floor_objects: list[Uploaded]  # by both floors
 
 
 class Objects:
@@ -121,14 +122,11 @@ class Objects:
         return obj
 
 
-def _alternating(index: int, first: Callable[[], None], second: Callable[[], None]) -> None:
-    """ABBA order: neither side always runs right after the other."""
-    if index % 2 == 0:
-        first()
-        second()
-    else:
-        second()
-        first()
+def _rotating(index: int, *sides: Callable[[], None]) -> None:
+    """Each side first, second and last in turn."""
+    shift = index % len(sides)
+    for side in sides[shift:] + sides[:shift]:
+        side()
 
 
 def measure_runtime(
@@ -147,9 +145,11 @@ def measure_runtime(
         "function": Objects(bucket, "function", per_side + BATCH_SIZE * (batches + 1)),
         "floor": Objects(bucket, "floor", per_side + BATCH_SIZE * (batches + 1)),
         "post": Objects(bucket, "post", batches + 1),  # POSTed only: no record
+        # The floor without the URL probe and the overwrite check (steady state only).
+        IMPORT_ONLY: Objects(bucket, "import-only", warmup + objects),
     }
     first = {"function": Samples(), "floor": Samples()}
-    steady = {"function": Samples(), "floor": Samples()}
+    steady = {"function": Samples(), "floor": Samples(), IMPORT_ONLY: Samples()}
     floor_urls: list[str] = []
 
     def import_one(side: Worker, into: Samples | None) -> None:
@@ -172,15 +172,22 @@ def measure_runtime(
                 if run < first_runs - 1:
                     workers.pop(role).close()
         function, floor = workers["function"], workers["floor"]
+        import_only = workers[IMPORT_ONLY] = Worker(IMPORT_ONLY, env)
 
         progress(f"steady state: {warmup} warm-up + {objects} objects each, interleaved")
         for index in range(warmup):
-            _alternating(index, lambda: import_one(function, None), lambda: import_one(floor, None))
+            _rotating(
+                index,
+                lambda: import_one(function, None),
+                lambda: import_one(floor, None),
+                lambda: import_one(import_only, None),
+            )
         for index in range(objects):
-            _alternating(
+            _rotating(
                 index,
                 lambda: import_one(function, steady["function"]),
                 lambda: import_one(floor, steady["floor"]),
+                lambda: import_one(import_only, steady[IMPORT_ONLY]),
             )
         peak_rss = {role: float(w.call(op="stats")["peak_rss_mib"]) for role, w in workers.items()}
 
@@ -198,7 +205,7 @@ def measure_runtime(
         peak_rss_mib=peak_rss,
         floor_urls=floor_urls,
         function_objects=pools["function"].handed,
-        floor_objects=pools["floor"].handed,
+        floor_objects=pools["floor"].handed + pools[IMPORT_ONLY].handed,
     )
 
 
