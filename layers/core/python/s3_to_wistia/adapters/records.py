@@ -232,19 +232,28 @@ class Records:
         return ImportRecord.from_attributes(_plain(item)) if item else None
 
     def get_many(self, objects: list[ObjectRef]) -> dict[tuple[str, str], ImportRecord]:
-        """The records of these object versions that exist, by (object_uri, object_version):
-        BatchGetItem, 100 keys a request, what DynamoDB leaves unprocessed asked again."""
+        """The records of these object versions that exist, by (object_uri, object_version)."""
         keys = list({(o.uri, o.version): record_key(o) for o in objects}.values())
-        found: dict[tuple[str, str], ImportRecord] = {}
+        return {
+            (key.object_uri, key.object_version): record
+            for key, record in self._read_batches(keys, consistent=False)
+        }
+
+    def _read_batches(
+        self, keys: list[dict[str, Any]], consistent: bool
+    ) -> list[tuple[RecordKey, ImportRecord]]:
+        """The records found, each with its key as stored: BatchGetItem, 100 keys a
+        request, what DynamoDB leaves unprocessed asked again."""
+        found: list[tuple[RecordKey, ImportRecord]] = []
         for start in range(0, len(keys), BATCH_GET_KEYS):
-            pending: dict[str, Any] = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS]}}
+            chunk = {"Keys": keys[start : start + BATCH_GET_KEYS], "ConsistentRead": consistent}
+            pending: dict[str, Any] = {self._table: chunk}
             for attempt in range(BATCH_GET_ATTEMPTS):
                 answer = self._batch_get(pending)
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    plain = _plain(item)
-                    found[(str(plain["object_uri"]), str(plain["object_version"]))] = (
-                        ImportRecord.from_attributes(plain)
-                    )
+                found += [
+                    (_record_key(item), ImportRecord.from_attributes(_plain(item)))
+                    for item in answer.get("Responses", {}).get(self._table, [])
+                ]
                 pending = answer.get("UnprocessedKeys") or {}
                 if not pending:
                     break
@@ -507,15 +516,11 @@ class Records:
         return [r for r in found if r.swap_status in ("due", "requested")]
 
     def get_many_keys(self, keys: list[RecordKey]) -> list[ImportRecord]:
-        """The records of these keys, read consistently (the index holds only keys)."""
-        records = []
-        for key in keys:
-            item = self._call(
-                "read a record", self._db.get_item, Key=_dynamodb_key(key), ConsistentRead=True
-            ).get("Item")
-            if item:
-                records.append(ImportRecord.from_attributes(_plain(item)))
-        return records
+        """The records of these keys, read consistently (the index holds only keys), in the
+        keys' order."""
+        unique = list(dict.fromkeys(keys))  # BatchGetItem refuses a key asked twice
+        found = dict(self._read_batches([_dynamodb_key(key) for key in unique], consistent=True))
+        return [found[key] for key in keys if key in found]
 
     def set_swap(self, key: RecordKey, status: str, fields: dict[str, str], done: bool) -> None:
         """Write how the swap went; `done` takes the record off the swap list."""
