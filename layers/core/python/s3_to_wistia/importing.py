@@ -81,7 +81,6 @@ from s3_to_wistia.rules import (
     project_for,
     skip_reason_for_key,
     skip_reason_for_size,
-    storable,
     storable_answer,
     unfetchable_key_reason,
     unservable_reason,
@@ -504,7 +503,7 @@ class Importer:
             # event is kept so a media Wistia fails can be redriven as it came.
             media_watch=MEDIA_WATCHING,
             media_checked_at=submitted_at,
-            source_event=storable(obj.source_event),
+            source_event=obj.source_event,
             replaces_wistia_hashed_id=self._replaced_media(obj, hashed_id),
         )
         self.records.finish(obj, claim, Status.SUBMITTED, fields)
