@@ -196,3 +196,27 @@ def test_a_message_seen_again_is_read_once_and_released_by_its_newest_handle() -
     assert read == ["a", "b"]
     assert sqs.deleted == ["b-2"]
     assert sqs.released == ["a-2"]
+
+
+@pytest.mark.parametrize("odd_text", ["plain", "lone \udc80 surrogate", "ünïcödé"])
+def test_the_record_keeps_the_source_event_as_json_text_and_reads_back_what_came(
+    odd_text: str,
+) -> None:
+    from s3_to_wistia.contracts import ImportRecord, RecordFields
+
+    event = copy.deepcopy(S3_RECORD)
+    event["userIdentity"] = {"principalId": odd_text}
+    written = RecordFields(source_event=event).attributes()
+
+    # One JSON text (valid Unicode, so DynamoDB takes it), not a nested map
+    assert isinstance(written["source_event"], str)
+    written["source_event"].encode("utf-8")
+    record = ImportRecord.from_attributes(
+        {"bucket": "b", "object_key": "k", "object_version": "v", **written}
+    )
+    assert record.redrive_source_event() == event
+    # and records written before, holding a map, read the same
+    older = ImportRecord.from_attributes(
+        {"bucket": "b", "object_key": "k", "object_version": "v", "source_event": event}
+    )
+    assert older.source_event == event
