@@ -15,7 +15,6 @@ from s3_to_wistia.model import WistiaAnswer
 from unit.cold_starts import FUNCTIONS, cold_start_modules
 from unit.fakes import SETTINGS
 
-
 # What only the webhook receiver, the poller or the Batch Operations function runs.
 OTHER_ENTRY_POINTS = {
     f"s3_to_wistia.{name}"
