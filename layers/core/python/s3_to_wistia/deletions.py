@@ -40,14 +40,10 @@ from s3_to_wistia.ports import (
     ObjectStore,
     TokenProvider,
 )
-from s3_to_wistia.redact import redact, redact_value
 from s3_to_wistia.rules import (
-    bounded,
     is_later,
-    parse_body,
+    judge_data_api_change,
     sequencer_order,
-    storable_answer,
-    wistia_error_message,
 )
 from s3_to_wistia.times import iso_now
 
@@ -220,26 +216,13 @@ def latest_import(records: list[ImportRecord]) -> ImportRecord | None:
 def judge_removal(answer: WistiaAnswer, decision: Decision, done: str) -> Decision:
     """Wistia's answer to an archive or a delete: done, already gone (404), refused for good
     (401/403: the token's rights), or to be retried."""
-    if 200 <= answer.status < 300:
-        return Decision(done, decision.why, decision.hashed_id)
     if answer.status == 404:
         return Decision(ALREADY_GONE, "Wistia no longer has the media", decision.hashed_id)
-    # Scrubbed like an import's answer: Wistia may quote what it was sent.
-    body = storable_answer(redact_value(parse_body(answer)))
-    words = bounded(redact(wistia_error_message(body) or f"HTTP {answer.status}"))
-    if answer.status in (401, 403):
-        raise PermanentError(
-            f"Wistia refused to {decision.action} media {decision.hashed_id} ({answer.status}: "
-            f"{words}): the token needs read, update and delete rights; give them, then "
-            "redrive this message",
-            http_status=answer.status,
-            wistia_error=body,
-        )
-    if answer.status == 429 or answer.status >= 500:
-        raise RetryableError(f"Wistia answered {answer.status} to the {decision.action}")
-    raise PermanentError(
-        f"Wistia refused to {decision.action} media {decision.hashed_id} ({answer.status}: "
-        f"{words})",
-        http_status=answer.status,
-        wistia_error=body,
+    judge_data_api_change(
+        answer,
+        decision.action,
+        f"Wistia refused to {decision.action} media {decision.hashed_id}",
+        rights=": the token needs read, update and delete rights; give them, then redrive "
+        "this message",
     )
+    return Decision(done, decision.why, decision.hashed_id)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from s3_to_wistia.errors import PermanentError, RetryableError
 from s3_to_wistia.model import ObjectInfo, ProbeAnswer, WistiaAnswer
 from s3_to_wistia.redact import redact, redact_value
 
@@ -236,6 +237,25 @@ def wistia_error_message(body: Any) -> str | None:
         detail = error.get("detail") or error.get("message") or error.get("code")
         return str(detail) if detail else None
     return None
+
+
+def judge_data_api_change(answer: WistiaAnswer, doing: str, refused: str, rights: str) -> None:
+    """Wistia's answer to a change through the Data API (an archive, a delete, a swap): a
+    2xx passes; 429 and 5xx raise RetryableError (the next try); anything else is a
+    refusal for good (PermanentError): `refused` and Wistia's words, scrubbed as an
+    import's are (it may quote what it was sent), then `rights` for a 401 or 403."""
+    if 200 <= answer.status < 300:
+        return
+    if answer.status == 429 or answer.status >= 500:
+        raise RetryableError(f"Wistia answered {answer.status} to the {doing}")
+    body = storable_answer(redact_value(parse_body(answer)))
+    words = bounded(redact(wistia_error_message(body) or f"HTTP {answer.status}"))
+    hint = rights if answer.status in (401, 403) else ""
+    raise PermanentError(
+        f"{refused} ({answer.status}: {words}){hint}",
+        http_status=answer.status,
+        wistia_error=body,
+    )
 
 
 def bounded(text: str, limit: int = MAX_REASON_CHARS) -> str:

@@ -26,8 +26,11 @@ from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord
 from s3_to_wistia.errors import PermanentError, RetryableError, WistiaUnreachable
 from s3_to_wistia.model import RecordKey, WistiaAnswer
 from s3_to_wistia.ports import DeadLetterSink, Log, MetricSink, RequestBudget, TokenProvider
-from s3_to_wistia.redact import redact, redact_value
-from s3_to_wistia.rules import bounded, is_later, parse_body, storable_answer, wistia_error_message
+from s3_to_wistia.rules import (
+    is_later,
+    judge_data_api_change,
+    parse_body,
+)
 from s3_to_wistia.times import iso_now
 
 DUE = "due"
@@ -206,18 +209,9 @@ class Swapper:
 def judge_swap_answer(answer: WistiaAnswer) -> None:
     """2xx passes; 429 and 5xx raise RetryableError (the next run); anything else is a
     refusal for good (PermanentError)."""
-    if 200 <= answer.status < 300:
-        return
-    if answer.status == 429 or answer.status >= 500:
-        raise RetryableError(f"Wistia answered {answer.status} to the swap")
-    # Scrubbed like an import's answer: Wistia may quote what it was sent.
-    body = storable_answer(redact_value(parse_body(answer)))
-    words = bounded(redact(wistia_error_message(body) or f"HTTP {answer.status}"))
-    rights = (
-        " (the token needs read, update and delete rights)" if answer.status in (401, 403) else ""
-    )
-    raise PermanentError(
-        f"Wistia refused the swap ({answer.status}: {words}){rights}",
-        http_status=answer.status,
-        wistia_error=body,
+    judge_data_api_change(
+        answer,
+        "swap",
+        "Wistia refused the swap",
+        rights=" (the token needs read, update and delete rights)",
     )
