@@ -36,6 +36,7 @@ print("BENCH", time.perf_counter() - started)
 
 SCRIPTS = {"function": FUNCTION_SCRIPT, "floor": FLOOR_SCRIPT}
 PROJECT_MODULE = re.compile(r"^(importer|s3_to_wistia)(\.|$)")
+CORE_PACKAGE = "s3_to_wistia"
 IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 
@@ -297,4 +298,17 @@ def extra_modules(env: dict[str, str], top: int = 5) -> list[ExtraModule]:
         parts = sorted(_walk(module.children), key=extra_us, reverse=True)
         largest = f"{parts[0].name} {extra_us(parts[0]) / 1000:.0f} ms" if parts else "-"
         answer.append(ExtraModule(module.name, extra_us(module) / 1000, parent, largest))
-    return answer
+    # The project's own modules, together: the time spent in their bodies (class and
+    # dataclass definitions above all), not in what they import.
+    own = [m for m in _walk(parse_importtime(function_log)) if m.name.startswith(CORE_PACKAGE)]
+    if own:
+        costliest = max(own, key=lambda module: module.self_us)
+        answer.append(
+            ExtraModule(
+                f"{CORE_PACKAGE}.* ({len(own)} modules, their own code)",
+                sum(module.self_us for module in own) / 1000,
+                "importer.handler",
+                f"{costliest.name} {costliest.self_us / 1000:.0f} ms",
+            )
+        )
+    return sorted(answer, key=lambda extra: extra.extra_ms, reverse=True)
