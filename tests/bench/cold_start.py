@@ -290,7 +290,8 @@ def extra_modules(env: dict[str, str], top: int = 5) -> list[ExtraModule]:
         for child in module.children:
             visit(child, module.name)
 
-    for root in parse_importtime(function_log):
+    roots = parse_importtime(function_log)
+    for root in roots:
         visit(root, "-")
     outermost.sort(key=lambda pair: extra_us(pair[0]), reverse=True)
     answer = []
@@ -300,7 +301,7 @@ def extra_modules(env: dict[str, str], top: int = 5) -> list[ExtraModule]:
         answer.append(ExtraModule(module.name, extra_us(module) / 1000, parent, largest))
     # The project's own modules, together: the time spent in their bodies (class and
     # dataclass definitions above all), not in what they import.
-    own = [m for m in _walk(parse_importtime(function_log)) if m.name.startswith(CORE_PACKAGE)]
+    own = [m for m in _walk(roots) if m.name.partition(".")[0] == CORE_PACKAGE]
     if own:
         costliest = max(own, key=lambda module: module.self_us)
         answer.append(
