@@ -103,3 +103,79 @@ def _racy(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_a_query_by_partition_key_answers_from_that_partition_as_dynamodb_does(
+    moto_server: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local stack answers a table's Query from the partition it names (moto walks the
+    whole table for each one): same items, order, range conditions and pages; an index's
+    Query is still moto's own."""
+    from local_stack import aws
+
+    name = f"partitions-{uuid.uuid4().hex[:8]}"
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "uri", "KeyType": "HASH"},
+            {"AttributeName": "version", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"} for n in ("uri", "version", "media")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-media",
+                "KeySchema": [{"AttributeName": "media", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for partition in range(30):
+        for version in range(4):
+            dynamodb.put_item(
+                TableName=name,
+                Item={
+                    "uri": {"S": f"s3://bucket/key-{partition}"},
+                    "version": {"S": f"v{version}"},
+                    "media": {"S": f"media-{version}"},
+                },
+            )
+    walks: list[str] = []
+    walk_the_table = aws._moto_all_items
+
+    def counted_walk(table: Any) -> Any:
+        walks.append(table.name)
+        return walk_the_table(table)
+
+    monkeypatch.setattr(aws, "_moto_all_items", counted_walk)
+
+    def versions(**request: Any) -> list[str]:
+        pages = dynamodb.get_paginator("query").paginate(TableName=name, **request)
+        return [item["version"]["S"] for page in pages for item in page["Items"]]
+
+    one_partition = {
+        "KeyConditionExpression": "uri = :uri",
+        "ExpressionAttributeValues": {":uri": {"S": "s3://bucket/key-7"}},
+    }
+    assert versions(**one_partition) == ["v0", "v1", "v2", "v3"]
+    assert versions(**one_partition, ScanIndexForward=False, Limit=1) == ["v3", "v2", "v1", "v0"]
+    assert versions(
+        KeyConditionExpression="uri = :uri AND version > :v",
+        ExpressionAttributeValues={":uri": {"S": "s3://bucket/key-7"}, ":v": {"S": "v1"}},
+    ) == ["v2", "v3"]
+    assert versions(
+        KeyConditionExpression="uri = :uri",
+        ExpressionAttributeValues={":uri": {"S": "s3://bucket/no-such-key"}},
+    ) == []
+    assert walks == []
+
+    by_media = versions(
+        IndexName="by-media",
+        KeyConditionExpression="media = :m",
+        ExpressionAttributeValues={":m": {"S": "media-2"}},
+    )
+    assert by_media == ["v2"] * 30
+    assert walks == [name]
