@@ -40,12 +40,12 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models.table import Table as DynamoTable
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from moto.dynamodb.models.table import Table as DynamoTable
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from werkzeug.serving import BaseWSGIServer, make_server

@@ -166,10 +166,13 @@ def test_a_query_by_partition_key_answers_from_that_partition_as_dynamodb_does(
         KeyConditionExpression="uri = :uri AND version > :v",
         ExpressionAttributeValues={":uri": {"S": "s3://bucket/key-7"}, ":v": {"S": "v1"}},
     ) == ["v2", "v3"]
-    assert versions(
-        KeyConditionExpression="uri = :uri",
-        ExpressionAttributeValues={":uri": {"S": "s3://bucket/no-such-key"}},
-    ) == []
+    assert (
+        versions(
+            KeyConditionExpression="uri = :uri",
+            ExpressionAttributeValues={":uri": {"S": "s3://bucket/no-such-key"}},
+        )
+        == []
+    )
     assert walks == []
 
     by_media = versions(
