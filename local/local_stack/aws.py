@@ -21,7 +21,10 @@ local stack behave as AWS does:
 - ListObjectVersions answers without copying every object's bytes for every page (moto
   deep-copies each version to mark the latest, and a deep copy of a key reads its whole
   body: 10 pages over 10,000 objects of 2.5 GB read 25 GB);
-- AWS errors can be injected per service and operation (aws_faults).
+- AWS errors can be injected per service and operation (aws_faults);
+- requests are routed to their service at once (CachedDispatcher): moto's router lists its
+  own package folder (some 200 entries, a stat each) for every request, under a lock every
+  request takes, so moto served one request at a time however many came at once.
 
 moto itself refuses GETs of GLACIER and DEEP_ARCHIVE objects until restored.
 """
@@ -304,6 +307,26 @@ def _read_body(environ: dict[str, Any]) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+class CachedDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, each host's service looked up once.
+
+    moto's lookup lists the moto package's folder and stats every entry of it for each
+    request, holding the lock every request takes to find its service (about 4 ms a request
+    here): with the rest of a request's work that lock's queue was the local stack's limit
+    on concurrent requests, where AWS serves them side by side. The answer for a host never
+    changes while the server runs, so it is kept.
+    """
+
+    def __init__(self, create_app: Callable[..., Any]) -> None:
+        super().__init__(create_app)
+        self._backends: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backends:
+            self._backends[host] = super().get_backend_for_host(host)
+        return self._backends[host]
+
+
 class LocalAws:
     """A moto server in a background thread: `with LocalAws() as aws: aws.endpoint_url`."""
 
@@ -318,7 +341,7 @@ class LocalAws:
         clock = self._clock
         # SSE-C, kms:Decrypt and Intelligent-Tiering archive tiers (object_state.py).
         self.object_state = ObjectState(
-            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
+            AtomicDynamoDB(CachedDispatcher(create_backend_app)),
             self.signing_keys,
             account_id=ACCOUNT_ID,
             region=REGION,
