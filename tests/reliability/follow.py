@@ -49,8 +49,9 @@ from reliability.invariants import check
 from reliability.rig import UNLIMITED_REQUESTS_PER_MINUTE, Rig
 from reliability.suite import Scenario, ScenarioResult, follow
 from reliability.workload import ObjectPlan, PlacedObject, body_for, s3_client
-from s3_to_wistia.config import PollerSettings, Settings
+from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
+from s3_to_wistia.polling import PollerSettings
 from s3_to_wistia.wiring import build_import_function, build_status_poller
 
 WRITER_THREADS = 4

@@ -27,11 +27,12 @@ from reliability.invariants import check
 from reliability.rig import TOKEN, Rig
 from reliability.suite import SETTLE_LIMIT, Scenario, ScenarioResult, follow
 from reliability.workload import ObjectPlan, at_least_once, standard_objects, upload_all
-from s3_to_wistia.config import PollerSettings, WebhookSettings
 from s3_to_wistia.contracts import MEDIA_FAILED_REASON, MediaStatusChange, StatusWrite
 from s3_to_wistia.media_events import STATUS_RANK
 from s3_to_wistia.model import RecordKey
+from s3_to_wistia.polling import PollerSettings
 from s3_to_wistia.ports import MediaRecords
+from s3_to_wistia.webhooks import WebhookSettings
 from s3_to_wistia.wiring import build_status_poller, build_webhook_receiver
 from wistia_emulator import WebhookDelivery, WistiaEmulator
 

@@ -13,9 +13,11 @@ import pytest
 from local_stack.template import load_template
 from s3_to_wistia.adapters.records import MEDIA_INDEX, PENDING_INDEX
 from s3_to_wistia.adapters.secrets import PLACEHOLDER_WEBHOOK_KEY, webhook_key_from_secret
-from s3_to_wistia.config import ConfigError, PollerSettings, WebhookSettings
+from s3_to_wistia.config import ConfigError
 from s3_to_wistia.contracts import MEDIA_WATCHING
 from s3_to_wistia.errors import PermanentError
+from s3_to_wistia.polling import PollerSettings
+from s3_to_wistia.webhooks import WebhookSettings
 from unit.test_template import _function, _of_type, deployed
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from s3_to_wistia.adapters.tracing import lambda_tracer, traced_handler
-from s3_to_wistia.config import PollerSettings
+from s3_to_wistia.polling import PollerSettings
 from s3_to_wistia.redact import scrubbed_json, scrubbing_errors
 from s3_to_wistia.wiring import build_status_poller
 

@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from s3_to_wistia.adapters.tracing import lambda_tracer, traced_handler
-from s3_to_wistia.config import WebhookSettings
 from s3_to_wistia.redact import scrubbed_json, scrubbing_errors
+from s3_to_wistia.webhooks import WebhookSettings
 from s3_to_wistia.wiring import build_webhook_receiver
 
 settings = WebhookSettings.from_env()

@@ -1,4 +1,7 @@
-"""Configuration, read once at cold start into a frozen object.
+"""Configuration, read once at cold start into a frozen object: the import function's
+Settings here (the Batch Operations function and the CLI run the same code path), and the
+readers every function's settings are made with (the webhook receiver's are in webhooks,
+the poller's in polling: the import function's cold start does not define them).
 
 Every problem names the variable, so a bad deployment fails at init with a message an
 operator can act on instead of failing object by object.
@@ -116,180 +119,78 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            token_secret_id=_required(env, "WISTIA_TOKEN_SECRET"),
-            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
-            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            upload_url=_https_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
-            api_url=_https_url(env, "WISTIA_API_URL", cls.api_url),
-            project_id=_optional(env, "WISTIA_PROJECT_ID"),
-            project_map=_project_map(env, "WISTIA_PROJECT_MAP"),
-            contact_id=_optional_integer(env, "WISTIA_CONTACT_ID", minimum=1),
-            presigned_url_expires=_integer(
+            token_secret_id=required(env, "WISTIA_TOKEN_SECRET"),
+            imports_table_name=required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=required(env, "DEAD_LETTER_QUEUE_URL"),
+            upload_url=https_url(env, "WISTIA_UPLOAD_URL", cls.upload_url),
+            api_url=https_url(env, "WISTIA_API_URL", cls.api_url),
+            project_id=optional(env, "WISTIA_PROJECT_ID"),
+            project_map=project_map(env, "WISTIA_PROJECT_MAP"),
+            contact_id=optional_integer(env, "WISTIA_CONTACT_ID", minimum=1),
+            presigned_url_expires=integer(
                 env, "PRESIGNED_URL_EXPIRES", cls.presigned_url_expires, minimum=1, maximum=604800
             ),
-            extensions=_extensions(env, "IMPORT_EXTENSIONS"),
-            connect_timeout=_number(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
-            read_timeout=_number(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
-            max_attempts=_integer(
+            extensions=extensions(env, "IMPORT_EXTENSIONS"),
+            connect_timeout=seconds(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=seconds(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
+            max_attempts=integer(
                 env, "WISTIA_MAX_ATTEMPTS", cls.max_attempts, minimum=1, maximum=20
             ),
-            token_cache_seconds=_integer(
+            token_cache_seconds=integer(
                 env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
             ),
-            lookup_before_resubmit=_boolean(
+            lookup_before_resubmit=boolean(
                 env, "WISTIA_LOOKUP_BEFORE_RESUBMIT", cls.lookup_before_resubmit
             ),
-            signing_credentials_secret=_optional(env, "SIGNING_CREDENTIALS_SECRET"),
-            probe_import_url=_boolean(env, "PROBE_IMPORT_URL", cls.probe_import_url),
-            media_name_from=_choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
+            signing_credentials_secret=optional(env, "SIGNING_CREDENTIALS_SECRET"),
+            probe_import_url=boolean(env, "PROBE_IMPORT_URL", cls.probe_import_url),
+            media_name_from=choice(env, "MEDIA_NAME_FROM", MEDIA_NAME_RULES, cls.media_name_from),
             media_name_strip_prefix=env.get("MEDIA_NAME_STRIP_PREFIX", ""),
-            on_delete=_choice(env, "ON_DELETE", ON_DELETE_CHOICES, cls.on_delete),
-            on_overwrite=_choice(env, "ON_OVERWRITE", ON_OVERWRITE_CHOICES, cls.on_overwrite),
-            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
-            requests_per_minute=_integer(
+            on_delete=choice(env, "ON_DELETE", ON_DELETE_CHOICES, cls.on_delete),
+            on_overwrite=choice(env, "ON_OVERWRITE", ON_OVERWRITE_CHOICES, cls.on_overwrite),
+            aws_region=region(env),
+            requests_per_minute=integer(
                 env,
                 "WISTIA_REQUESTS_PER_MINUTE",
                 cls.requests_per_minute,
                 minimum=1,
                 maximum=1_000_000,
             ),
-            rate_budget_table=_optional(env, "RATE_BUDGET_TABLE_NAME"),
-            rate_window_seconds=_number(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
-            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
+            rate_budget_table=optional(env, "RATE_BUDGET_TABLE_NAME"),
+            rate_window_seconds=seconds(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
+            tracing=tracing(env),
         )
 
 
-# Wistia's webhook bodies are a few KiB (at most a few dozen events); a Function URL takes
-# up to 6 MB. Anything over the limit is refused before it is read.
-DEFAULT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
-FUNCTION_URL_MAX_BODY_BYTES = 6 * 1024 * 1024
-DEFAULT_REQUESTS_PER_MINUTE = 600
-# The poller's share of the account's request budget, at most: the rest is the importer's.
-POLLER_SHARE_OF_BUDGET = 0.1
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """The webhook receiver's configuration (../shared/CONTRACT.md, "Processing status")."""
-
-    webhook_secret_id: str
-    imports_table_name: str
-    dead_letter_queue_url: str
-    # Powertools caches the secret this long: a rotated key works within it, without a
-    # redeploy (sooner: a signature that does not match reads the secret again).
-    secret_cache_seconds: int = 300
-    max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
-    aws_region: str | None = None
-    tracing: bool = False  # as Settings.tracing
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
-        env = os.environ if env is None else env
-        return cls(
-            webhook_secret_id=_required(env, "WISTIA_WEBHOOK_SECRET"),
-            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
-            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            secret_cache_seconds=_integer(
-                env, "WISTIA_WEBHOOK_SECRET_CACHE_SECONDS", cls.secret_cache_seconds, minimum=0
-            ),
-            max_body_bytes=_integer(
-                env,
-                "WEBHOOK_MAX_BODY_BYTES",
-                cls.max_body_bytes,
-                minimum=1024,
-                maximum=FUNCTION_URL_MAX_BODY_BYTES,
-            ),
-            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
-            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
-        )
-
-
-@dataclass(frozen=True)
-class PollerSettings:
-    """The status poller's configuration."""
-
-    token_secret_id: str
-    imports_table_name: str
-    dead_letter_queue_url: str
-    api_url: str = "https://api.wistia.com/"
-    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
-    # A record is polled once nothing was learned about its media for this long.
-    poll_after_seconds: int = 900
-    # Requests to the Data API in one run (100 medias each).
-    max_requests: int = 10
-    token_cache_seconds: int = 300
-    connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    aws_region: str | None = None
-    # The account's shared request budget (Settings' fields of the same names): with a
-    # table, each of the run's requests is booked on it too.
-    rate_budget_table: str | None = None
-    rate_window_seconds: float = 60.0
-    tracing: bool = False  # as Settings.tracing
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
-        env = os.environ if env is None else env
-        per_minute = _integer(env, "WISTIA_REQUESTS_PER_MINUTE", cls.requests_per_minute, minimum=1)
-        # Whole runs of requests: a schedule of a minute or more never takes more than this
-        # share of the account's minute.
-        share = max(1, int(per_minute * POLLER_SHARE_OF_BUDGET))
-        max_requests = _integer(env, "STATUS_POLL_MAX_REQUESTS", cls.max_requests, minimum=1)
-        if max_requests > share:
-            raise ConfigError(
-                f"STATUS_POLL_MAX_REQUESTS must be at most {share} (a tenth of "
-                f"WISTIA_REQUESTS_PER_MINUTE={per_minute}: the rest is the importer's), "
-                f"got {max_requests}"
-            )
-        return cls(
-            token_secret_id=_required(env, "WISTIA_TOKEN_SECRET"),
-            imports_table_name=_required(env, "IMPORTS_TABLE_NAME"),
-            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            api_url=_https_url(env, "WISTIA_API_URL", cls.api_url),
-            requests_per_minute=per_minute,
-            poll_after_seconds=_integer(
-                env, "STATUS_POLL_AFTER_SECONDS", cls.poll_after_seconds, minimum=0
-            ),
-            max_requests=max_requests,
-            token_cache_seconds=_integer(
-                env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
-            ),
-            connect_timeout=_number(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
-            read_timeout=_number(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
-            aws_region=_optional(env, "AWS_REGION") or _optional(env, "AWS_DEFAULT_REGION"),
-            rate_budget_table=_optional(env, "RATE_BUDGET_TABLE_NAME"),
-            rate_window_seconds=_number(env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds),
-            tracing=_choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active",
-        )
-
-
-def _optional(env: Mapping[str, str], name: str) -> str | None:
+def optional(env: Mapping[str, str], name: str) -> str | None:
+    """The variable, stripped; None when unset or blank."""
     value = env.get(name, "").strip()
     return value or None
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = _optional(env, name)
+def required(env: Mapping[str, str], name: str) -> str:
+    """The variable; ConfigError naming it when unset or blank."""
+    value = optional(env, name)
     if value is None:
         raise ConfigError(f"{name} is required but not set")
     return value
 
 
-def _integer(
+def integer(
     env: Mapping[str, str],
     name: str,
     default: int,
     minimum: int | None = None,
     maximum: int | None = None,
 ) -> int:
-    value = _optional_integer(env, name, minimum, maximum)
+    value = optional_integer(env, name, minimum, maximum)
     return default if value is None else value
 
 
-def _optional_integer(
+def optional_integer(
     env: Mapping[str, str], name: str, minimum: int | None = None, maximum: int | None = None
 ) -> int | None:
-    raw = _optional(env, name)
+    raw = optional(env, name)
     if raw is None:
         return None
     try:
@@ -302,8 +203,9 @@ def _optional_integer(
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _optional(env, name)
+def seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds, more than 0 and at most 900."""
+    raw = optional(env, name)
     if raw is None:
         return default
     try:
@@ -315,8 +217,8 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
-    raw = _optional(env, name)
+def extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
+    raw = optional(env, name)
     if raw is None:
         return DEFAULT_EXTENSIONS
     if raw == "*":
@@ -329,8 +231,8 @@ def _extensions(env: Mapping[str, str], name: str) -> frozenset[str] | None:
     return extensions
 
 
-def _project_map(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
-    raw = _optional(env, name)
+def project_map(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    raw = optional(env, name)
     if raw is None:
         return ()
     try:
@@ -344,8 +246,8 @@ def _project_map(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ..
     return tuple(sorted(((k, v.strip()) for k, v in document.items()), key=lambda p: -len(p[0])))
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
-    raw = _optional(env, name)
+def choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = optional(env, name)
     if raw is None:
         return default
     if raw.lower() not in choices:
@@ -353,8 +255,8 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return raw.lower()
 
 
-def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _optional(env, name)
+def boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = optional(env, name)
     if raw is None:
         return default
     if raw.lower() in ("true", "1", "yes"):
@@ -364,8 +266,8 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _https_url(env: Mapping[str, str], name: str, default: str) -> str:
-    url = _optional(env, name) or default
+def https_url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = optional(env, name) or default
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"{name} must be an https URL, got {url!r}")
@@ -375,6 +277,17 @@ def _https_url(env: Mapping[str, str], name: str, default: str) -> str:
             f"{name} must use https (http is allowed only for loopback hosts), got {url!r}"
         )
     return url
+
+
+def region(env: Mapping[str, str]) -> str | None:
+    """Lambda sets AWS_REGION; boto3 reads only AWS_DEFAULT_REGION, so honour both (None
+    leaves it to boto3's own configuration)."""
+    return optional(env, "AWS_REGION") or optional(env, "AWS_DEFAULT_REGION")
+
+
+def tracing(env: Mapping[str, str]) -> bool:
+    """TRACING_MODE (the template's Tracing): True when Active."""
+    return choice(env, "TRACING_MODE", TRACING_MODES, "passthrough") == "active"
 
 
 def is_loopback(host: str) -> bool:

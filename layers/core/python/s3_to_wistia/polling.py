@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from s3_to_wistia import config
 from s3_to_wistia.errors import PermanentError, RetryableError, WistiaUnreachable
 from s3_to_wistia.media_events import poll_events
 from s3_to_wistia.media_status import StatusUpdater, Tally
@@ -50,6 +52,73 @@ IDS_PER_REQUEST = 100
 FINISH_RESERVE_SECONDS = 2.0
 # How long a run waits for a slot of the account's shared budget before it ends.
 SLOT_PATIENCE_SECONDS = 5.0
+
+DEFAULT_REQUESTS_PER_MINUTE = 600
+# The poller's share of the account's request budget, at most: the rest is the importer's.
+POLLER_SHARE_OF_BUDGET = 0.1
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """The status poller's configuration."""
+
+    token_secret_id: str
+    imports_table_name: str
+    dead_letter_queue_url: str
+    api_url: str = "https://api.wistia.com/"
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    # A record is polled once nothing was learned about its media for this long.
+    poll_after_seconds: int = 900
+    # Requests to the Data API in one run (100 medias each).
+    max_requests: int = 10
+    token_cache_seconds: int = 300
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    aws_region: str | None = None
+    # The account's shared request budget (Settings' fields of the same names): with a
+    # table, each of the run's requests is booked on it too.
+    rate_budget_table: str | None = None
+    rate_window_seconds: float = 60.0
+    tracing: bool = False  # as Settings.tracing
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
+        env = os.environ if env is None else env
+        per_minute = config.integer(
+            env, "WISTIA_REQUESTS_PER_MINUTE", cls.requests_per_minute, minimum=1
+        )
+        # Whole runs of requests: a schedule of a minute or more never takes more than this
+        # share of the account's minute.
+        share = max(1, int(per_minute * POLLER_SHARE_OF_BUDGET))
+        max_requests = config.integer(env, "STATUS_POLL_MAX_REQUESTS", cls.max_requests, minimum=1)
+        if max_requests > share:
+            raise config.ConfigError(
+                f"STATUS_POLL_MAX_REQUESTS must be at most {share} (a tenth of "
+                f"WISTIA_REQUESTS_PER_MINUTE={per_minute}: the rest is the importer's), "
+                f"got {max_requests}"
+            )
+        return cls(
+            token_secret_id=config.required(env, "WISTIA_TOKEN_SECRET"),
+            imports_table_name=config.required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=config.required(env, "DEAD_LETTER_QUEUE_URL"),
+            api_url=config.https_url(env, "WISTIA_API_URL", cls.api_url),
+            requests_per_minute=per_minute,
+            poll_after_seconds=config.integer(
+                env, "STATUS_POLL_AFTER_SECONDS", cls.poll_after_seconds, minimum=0
+            ),
+            max_requests=max_requests,
+            token_cache_seconds=config.integer(
+                env, "WISTIA_TOKEN_CACHE_SECONDS", cls.token_cache_seconds, minimum=0
+            ),
+            connect_timeout=config.seconds(env, "WISTIA_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=config.seconds(env, "WISTIA_READ_TIMEOUT", cls.read_timeout),
+            aws_region=config.region(env),
+            rate_budget_table=config.optional(env, "RATE_BUDGET_TABLE_NAME"),
+            rate_window_seconds=config.seconds(
+                env, "WISTIA_RATE_WINDOW_SECONDS", cls.rate_window_seconds
+            ),
+            tracing=config.tracing(env),
+        )
 
 
 @dataclass

@@ -18,11 +18,13 @@ import base64
 import binascii
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from s3_to_wistia import config
 from s3_to_wistia.errors import NotAWebhook, PermanentError, RetryableError
 from s3_to_wistia.media_events import parse_webhook_body
 from s3_to_wistia.media_status import StatusUpdater, Tally
@@ -33,6 +35,47 @@ from s3_to_wistia.signatures import SIGNATURE_HEADER, signed_by
 # rotated) at most this often: forged requests cannot make every request a Secrets
 # Manager call.
 SECRET_REFRESH_SECONDS = 30.0
+
+# Wistia's webhook bodies are a few KiB (at most a few dozen events); a Function URL takes
+# up to 6 MB. Anything over the limit is refused before it is read.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+FUNCTION_URL_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The webhook receiver's configuration (../shared/CONTRACT.md, "Processing status")."""
+
+    webhook_secret_id: str
+    imports_table_name: str
+    dead_letter_queue_url: str
+    # Powertools caches the secret this long: a rotated key works within it, without a
+    # redeploy (sooner: a signature that does not match reads the secret again).
+    secret_cache_seconds: int = 300
+    max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+    aws_region: str | None = None
+    tracing: bool = False  # as Settings.tracing
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
+        env = os.environ if env is None else env
+        return cls(
+            webhook_secret_id=config.required(env, "WISTIA_WEBHOOK_SECRET"),
+            imports_table_name=config.required(env, "IMPORTS_TABLE_NAME"),
+            dead_letter_queue_url=config.required(env, "DEAD_LETTER_QUEUE_URL"),
+            secret_cache_seconds=config.integer(
+                env, "WISTIA_WEBHOOK_SECRET_CACHE_SECONDS", cls.secret_cache_seconds, minimum=0
+            ),
+            max_body_bytes=config.integer(
+                env,
+                "WEBHOOK_MAX_BODY_BYTES",
+                cls.max_body_bytes,
+                minimum=1024,
+                maximum=FUNCTION_URL_MAX_BODY_BYTES,
+            ),
+            aws_region=config.region(env),
+            tracing=config.tracing(env),
+        )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from s3_to_wistia.adapters.storage import Storage
 from s3_to_wistia.adapters.wistia import WistiaClient
 from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, MemorySchedule, SharedBudget
 from s3_to_wistia.budget import Pace as BudgetPace
-from s3_to_wistia.config import PollerSettings, Settings, WebhookSettings
+from s3_to_wistia.config import Settings
 from s3_to_wistia.deletions import RemovalFollower
 from s3_to_wistia.importing import READ_THREADS, Importer
 from s3_to_wistia.ports import (
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     # import function's cold start (the common one) would pay for all of them.
     from s3_to_wistia.backfill import BackfillSettings
     from s3_to_wistia.media_status import StatusUpdater
-    from s3_to_wistia.polling import StatusPoller
-    from s3_to_wistia.webhooks import WebhookReceiver
+    from s3_to_wistia.polling import PollerSettings, StatusPoller
+    from s3_to_wistia.webhooks import WebhookReceiver, WebhookSettings
 
 # Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
 POOL_SIZE = READ_THREADS
