@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     where="the project's .venv",
                     isolated=False,
                 )
+                instructions = cold_start.count_instructions(site_environment(variables), progress)
                 cold = cold_start.measure(
                     child_environment(variables, site, with_tests=False),
                     max(3, arguments.cold_runs // 2),
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         sink.close()
 
     rows = table_rows(
-        ColdStartsByPlace(cold_venv, cold, cold_plain), as_built, runtime, sizes
+        ColdStartsByPlace(cold_venv, instructions, cold, cold_plain), as_built, runtime, sizes
     ) + receiver_rows(receiving)
     print()
     print(text_table(rows))
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         f"WISTIA_REQUESTS_PER_MINUTE={BENCH_REQUESTS_PER_MINUTE} so that it costs what it "
         "costs without holding a request back (the floor has no budget); near the limit "
         "every request is booked on its own (tests/reliability measures that).",
+        f"Instructions: {instructions.note}. A fresh process is mostly the CPU's work, so "
+        "the counts' ratio is what the wall-clock ratio tends to on a quiet machine; "
+        "nothing else the bench measures is as steady.",
         "Cold starts: the goal is the project's .venv row (the interpreter `make install` "
         "makes, its site-packages on); the plain virtualenv holds only the layer's "
         "requirements and boto3, as a new user would install them; the layer row is the "
@@ -241,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 @dataclass(frozen=True)
 class ColdStartsByPlace:
     venv: cold_start.ColdStarts  # the project's .venv: the goal
+    instructions: cold_start.Instructions  # the same imports in the .venv, counted
     layer: cold_start.ColdStarts  # python -S on the layer's packages
     plain: cold_start.ColdStarts  # a fresh virtualenv with the layer's packages and boto3
 
@@ -263,6 +268,30 @@ def cold_rows(cold: ColdStartsByPlace) -> list[Row]:
             None,
         ),
     ]
+    counts = cold.instructions.counts
+    if counts:
+        rows += [
+            ratio_row(
+                "Cold start: instructions executed by the import, tracing off, .venv "
+                "(callgrind; the same on a busy machine)",
+                counts[fn],
+                counts[fl],
+                COLD_GOAL,
+                fmt="instructions",
+            ),
+            ratio_row(
+                "Cold start, instructions: the floor with Powertools' Logger and Metrics vs "
+                "the floor (the part of the goal Powertools takes)",
+                counts["floor + Powertools"],
+                counts[fl],
+                None,
+                fmt="instructions",
+            ),
+        ]
+    else:
+        rows.append(
+            Row("Cold start: instructions executed", cold.instructions.note, "-", "-", "info", "-")
+        )
     for label, place in (
         ("a plain virtualenv (the layer's packages + boto3)", cold.plain),
         ("the layer's packages only (python -S)", cold.layer),
@@ -343,18 +372,30 @@ def table_rows(
             None,
         ),
         ratio_row(
-            f"SQS batch of {workers.BATCH_SIZE}, POST latency "
-            f"{workers.LATENCY_SECONDS * 1000:.0f} ms: one invocation vs one POST "
+            f"SQS batch of {workers.BATCH_SIZE} vs a batch of one record, POST latency "
+            f"{workers.LATENCY_SECONDS * 1000:.0f} ms: the function, one invocation each "
             f"({len(runtime.batch.wall)} runs)",
             median(runtime.batch.wall),
-            median(runtime.single_post.wall),
+            median(runtime.one_record.wall),
             BATCH_GOAL,
         ),
         ratio_row(
-            f"SQS batch of {workers.BATCH_SIZE}, same latency: one invocation vs the floor's "
-            "batch (records in threads)",
+            f"SQS batch of {workers.BATCH_SIZE} vs a batch of one record, same latency: the "
+            "floor (records in threads; what the local stack allows)",
+            median(runtime.floor_batch.wall),
+            median(runtime.floor_one_record.wall),
+            None,
+        ),
+        ratio_row(
+            f"SQS batch of {workers.BATCH_SIZE}, same latency: the function vs the floor",
             median(runtime.batch.wall),
             median(runtime.floor_batch.wall),
+            None,
+        ),
+        ratio_row(
+            f"SQS batch of {workers.BATCH_SIZE}, same latency: the function vs one POST alone",
+            median(runtime.batch.wall),
+            median(runtime.single_post.wall),
             None,
         ),
     ]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,21 @@ print("BENCH", time.perf_counter() - started)
 """
 
 SCRIPTS = {"function": FUNCTION_SCRIPT, "floor": FLOOR_SCRIPT}
+# The floor plus what Powertools costs the handler (its Logger and Metrics): the share of
+# the function's cold start the project's own code cannot remove.
+POWERTOOLS_SCRIPT = FLOOR_SCRIPT.replace(
+    'print("BENCH"',
+    'from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\nprint("BENCH"',
+)
+# The interpreter's own start, subtracted from every count: the import alone is compared.
+STARTUP_SCRIPT = 'print("BENCH", 0)'
+INSTRUCTION_SCRIPTS = {
+    "function": FUNCTION_SCRIPT,
+    "floor": FLOOR_SCRIPT,
+    "floor + Powertools": POWERTOOLS_SCRIPT,
+    "startup": STARTUP_SCRIPT,
+}
+COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 PROJECT_MODULE = re.compile(r"^(importer|s3_to_wistia)(\.|$)")
 CORE_PACKAGE = "s3_to_wistia"
 IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
@@ -117,6 +133,55 @@ def measure(
             results.whole[name].append(child.whole)
             results.cpu[name].append(child.cpu)
     return results
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """Instructions executed by each import, the interpreter's start left out (empty when
+    skipped)."""
+
+    note: str  # how they were counted, or why they were not
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def count_instructions(
+    env: dict[str, str],
+    progress: Callable[[str], None],
+    python: str = sys.executable,
+    runs: int = 2,
+) -> Instructions:
+    """The cold start's figure that does not move with the machine's load: instructions
+    executed (valgrind's callgrind), the same for the same code and inputs, where a shared
+    machine's wall-clock medians wander by a tenth from run to run."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return Instructions("skipped: valgrind not found (Debian's package valgrind)")
+    progress(f"cold start in instructions: callgrind, {runs} runs of each import")
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", python]
+
+    def count(script: str) -> int:
+        done = subprocess.run(  # noqa: S603 (valgrind, our interpreter and script)
+            [*command, "-c", script], env=env, capture_output=True, text=True, check=False
+        )
+        match = COLLECTED.search(done.stderr)
+        if done.returncode != 0 or match is None:
+            raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-2000:]}")
+        return int(match.group(1))
+
+    jobs = [name for name in INSTRUCTION_SCRIPTS for _ in range(runs)]
+    # Instructions do not depend on what else runs: both cores at once.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        counted = list(pool.map(lambda name: count(INSTRUCTION_SCRIPTS[name]), jobs))
+    fewest = {
+        name: min(n for job, n in zip(jobs, counted, strict=True) if job == name)
+        for name in INSTRUCTION_SCRIPTS
+    }
+    startup = fewest.pop("startup")
+    return Instructions(
+        f"valgrind --tool=callgrind, the fewest of {runs} runs, less the interpreter's start "
+        f"({startup / 1e6:,.0f} M)",
+        {name: n - startup for name, n in fewest.items()},
+    )
 
 
 BUILD = ROOT / ".aws-sam" / "build"

@@ -48,9 +48,12 @@ def ratio_row(
 ) -> Row:
     """A measured value against its floor; `goal` is the highest acceptable ratio."""
     ratio = measured / floor if floor else float("inf")
-    shown = (
-        (ms(measured), ms(floor)) if fmt == "ms" else (f"{measured:.1f} MiB", f"{floor:.1f} MiB")
-    )
+    if fmt == "ms":
+        shown = (ms(measured), ms(floor))
+    elif fmt == "instructions":
+        shown = (f"{measured / 1e6:,.0f} M instr.", f"{floor / 1e6:,.0f} M instr.")
+    else:
+        shown = (f"{measured:.1f} MiB", f"{floor:.1f} MiB")
     if goal is None:
         return Row(figure, *shown, f"{ratio:.3f}x", "info", "-")
     met = "yes" if ratio <= goal else "NO"

@@ -93,8 +93,10 @@ class RuntimeResults:
     first: dict[str, Samples]
     steady: dict[str, Samples]
     batch: Samples  # the function: one invocation with BATCH_SIZE SQS records
+    one_record: Samples  # the function: one invocation with one SQS record
     single_post: Samples  # the floor: one import POST under the same latency
     floor_batch: Samples  # the floor: the same batch, its records in threads
+    floor_one_record: Samples  # the floor: a batch of one record
     peak_rss_mib: dict[str, float]
     floor_urls: list[str]
     function_objects: list[Uploaded]
@@ -140,10 +142,11 @@ def measure_runtime(
     progress: Callable[[str], None],
 ) -> RuntimeResults:
     per_side = first_runs + warmup + objects
-    progress(f"uploading {2 * (per_side + BATCH_SIZE * (batches + 1)) + batches + 1} objects")
+    batch_objects = (BATCH_SIZE + 1) * (batches + 1)
+    progress(f"uploading {2 * (per_side + batch_objects) + batches + 1} objects")
     pools = {
-        "function": Objects(bucket, "function", per_side + BATCH_SIZE * (batches + 1)),
-        "floor": Objects(bucket, "floor", per_side + BATCH_SIZE * (batches + 1)),
+        "function": Objects(bucket, "function", per_side + (BATCH_SIZE + 1) * (batches + 1)),
+        "floor": Objects(bucket, "floor", per_side + (BATCH_SIZE + 1) * (batches + 1)),
         "post": Objects(bucket, "post", batches + 1),  # POSTed only: no record
         # The floor without the URL probe and the overwrite check (steady state only).
         IMPORT_ONLY: Objects(bucket, "import-only", warmup + objects),
@@ -192,16 +195,18 @@ def measure_runtime(
         peak_rss = {role: float(w.call(op="stats")["peak_rss_mib"]) for role, w in workers.items()}
 
         progress(f"SQS batch of {BATCH_SIZE} with {LATENCY_SECONDS * 1000:.0f} ms on the POST")
-        batch, single, floor_batch = _measure_batches(function, floor, pools, emulator_url, batches)
+        batches_measured = _measure_batches(function, floor, pools, emulator_url, batches)
     finally:
         for started in workers.values():
             started.close()
     return RuntimeResults(
         first=first,
         steady=steady,
-        batch=batch,
-        single_post=single,
-        floor_batch=floor_batch,
+        batch=batches_measured["function"],
+        one_record=batches_measured["function one record"],
+        single_post=batches_measured["post"],
+        floor_batch=batches_measured["floor"],
+        floor_one_record=batches_measured["floor one record"],
         peak_rss_mib=peak_rss,
         floor_urls=floor_urls,
         function_objects=pools["function"].handed,
@@ -215,7 +220,10 @@ def _measure_batches(
     pools: dict[str, Objects],
     emulator_url: str,
     batches: int,
-) -> tuple[Samples, Samples, Samples]:
+) -> dict[str, Samples]:
+    """Each side's SQS batch of BATCH_SIZE records against its batch of one record, and one
+    POST alone, every POST answered LATENCY_SECONDS late: ten records in one invocation
+    should take little longer than one."""
     control = EmulatorControl(emulator_url)
     control.add_fault(
         Fault(
@@ -226,19 +234,17 @@ def _measure_batches(
             match_path="/",
         )
     )
-    batch, single, floor_batch = Samples(), Samples(), Samples()
+    samples = {
+        name: Samples()
+        for name in ("function", "function one record", "floor", "floor one record", "post")
+    }
 
-    def sqs_event(pool: str) -> dict[str, Any]:
-        bodies = [json.dumps(s3_notification(pools[pool].take())) for _ in range(BATCH_SIZE)]
+    def sqs_event(pool: str, records: int) -> dict[str, Any]:
+        bodies = [json.dumps(s3_notification(pools[pool].take())) for _ in range(records)]
         return sqs_batch(*bodies)
 
-    def one_batch(into: Samples | None) -> None:
-        answer = function.call(op="batch", event=sqs_event("function"))
-        if into is not None:
-            into.add(answer)
-
-    def one_floor_batch(into: Samples | None) -> None:
-        answer = floor.call(op="batch", event=sqs_event("floor"))
+    def one_batch(side: Worker, records: int, into: Samples | None) -> None:
+        answer = side.call(op="batch", event=sqs_event(side.role, records))
         if into is not None:
             into.add(answer)
 
@@ -252,17 +258,18 @@ def _measure_batches(
 
     try:
         # The first SQS batch imports the batch utilities: a one-off, left out.
-        one_batch(None)
-        one_floor_batch(None)
+        one_batch(function, BATCH_SIZE, None)
+        one_batch(floor, BATCH_SIZE, None)
         one_post(None)
         steps = [
-            lambda: one_batch(batch),
-            lambda: one_post(single),
-            lambda: one_floor_batch(floor_batch),
+            lambda: one_batch(function, BATCH_SIZE, samples["function"]),
+            lambda: one_batch(function, 1, samples["function one record"]),
+            lambda: one_post(samples["post"]),
+            lambda: one_batch(floor, BATCH_SIZE, samples["floor"]),
+            lambda: one_batch(floor, 1, samples["floor one record"]),
         ]
         for index in range(batches):
-            for step in steps[index % 3 :] + steps[: index % 3]:
-                step()
+            _rotating(index, *steps)
     finally:
         control.clear_faults()
-    return batch, single, floor_batch
+    return samples
