@@ -287,6 +287,15 @@ def cold_rows(cold: ColdStartsByPlace) -> list[Row]:
                 None,
                 fmt="instructions",
             ),
+            ratio_row(
+                "Cold start, instructions: the floor, Powertools and the project's modules "
+                "the handler imports, vs the same with their dataclasses left plain classes "
+                "(what defining them costs)",
+                counts["modules"],
+                counts["modules, plain classes"],
+                None,
+                fmt="instructions",
+            ),
         ]
     else:
         rows.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import glob
 import os
 import re
@@ -15,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.environment import LOCAL_DIR, ROOT, runtime_sdk
+from bench.environment import FUNCTION_DIR, LOCAL_DIR, ROOT, runtime_sdk
 
+CORE_PACKAGE = "s3_to_wistia"
 FUNCTION_SCRIPT = """
 import time
 started = time.perf_counter()
@@ -42,17 +44,42 @@ POWERTOOLS_SCRIPT = FLOOR_SCRIPT.replace(
     'print("BENCH"',
     'from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()\nprint("BENCH"',
 )
+
+
+def _handler_imports() -> str:
+    """The import function handler's imports of the project's modules, as code."""
+    tree = ast.parse((FUNCTION_DIR / "importer" / "handler.py").read_text(encoding="utf-8"))
+    modules = sorted(
+        str(node.module)
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(CORE_PACKAGE)
+    )
+    return "".join(f"import {module}\n" for module in modules)
+
+
+# The project's modules as the handler imports them (nothing built), then the same with
+# every dataclass left a plain class, the methods @dataclass compiles at import never made:
+# the difference is what defining the project's dataclasses costs the cold start.
+MODULES_SCRIPT = POWERTOOLS_SCRIPT.replace('print("BENCH"', _handler_imports() + 'print("BENCH"')
+PLAIN_CLASSES_SCRIPT = MODULES_SCRIPT.replace(
+    f"import {CORE_PACKAGE}.",
+    "import dataclasses\n"
+    "dataclasses.dataclass = lambda cls=None, **_: (lambda c: c) if cls is None else cls\n"
+    f"import {CORE_PACKAGE}.",
+    1,
+)
 # The interpreter's own start, subtracted from every count: the import alone is compared.
 STARTUP_SCRIPT = 'print("BENCH", 0)'
 INSTRUCTION_SCRIPTS = {
     "function": FUNCTION_SCRIPT,
     "floor": FLOOR_SCRIPT,
     "floor + Powertools": POWERTOOLS_SCRIPT,
+    "modules": MODULES_SCRIPT,
+    "modules, plain classes": PLAIN_CLASSES_SCRIPT,
     "startup": STARTUP_SCRIPT,
 }
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 PROJECT_MODULE = re.compile(r"^(importer|s3_to_wistia)(\.|$)")
-CORE_PACKAGE = "s3_to_wistia"
 IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 

@@ -142,11 +142,12 @@ def measure_runtime(
     progress: Callable[[str], None],
 ) -> RuntimeResults:
     per_side = first_runs + warmup + objects
+    # Each side's batches of BATCH_SIZE and of one record, the first of them a warm-up.
     batch_objects = (BATCH_SIZE + 1) * (batches + 1)
     progress(f"uploading {2 * (per_side + batch_objects) + batches + 1} objects")
     pools = {
-        "function": Objects(bucket, "function", per_side + (BATCH_SIZE + 1) * (batches + 1)),
-        "floor": Objects(bucket, "floor", per_side + (BATCH_SIZE + 1) * (batches + 1)),
+        "function": Objects(bucket, "function", per_side + batch_objects),
+        "floor": Objects(bucket, "floor", per_side + batch_objects),
         "post": Objects(bucket, "post", batches + 1),  # POSTed only: no record
         # The floor without the URL probe and the overwrite check (steady state only).
         IMPORT_ONLY: Objects(bucket, "import-only", warmup + objects),
