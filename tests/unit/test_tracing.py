@@ -37,6 +37,26 @@ def test_without_active_tracing_a_cold_start_never_imports_the_xray_sdk(
     assert not [m for m in modules if m.startswith("aws_lambda_powertools.utilities.data_classes")]
 
 
+# What only the functions that import objects run (the import and Batch Operations functions).
+IMPORT_PATH = {
+    f"s3_to_wistia.{name}" for name in ("importing", "policy", "deletions", "adapters.storage")
+}
+
+
+@pytest.mark.parametrize("logical_id", ["WebhookFunction", "PollerFunction"])
+def test_the_webhook_receiver_and_the_poller_never_load_the_import_path(logical_id: str) -> None:
+    modules = cold_start_modules(logical_id, "PassThrough")
+
+    assert not [m for m in modules if m in IMPORT_PATH]
+    # and the receiver, which never calls Wistia, not the request budget either
+    if logical_id == "WebhookFunction":
+        assert not [
+            m
+            for m in modules
+            if m.startswith(("s3_to_wistia.budget", "s3_to_wistia.adapters.budget"))
+        ]
+
+
 @pytest.mark.parametrize("logical_id", [f for f in FUNCTIONS if f != "ImportFunction"])
 def test_no_function_imports_the_xray_sdk_unless_tracing_is_active(logical_id: str) -> None:
     assert not [

@@ -6,6 +6,10 @@ Manager (first event) clients are created on first use.
 
 Every caller of Wistia builds its request budget with `build_rate_budget` (the one
 schedule of the account, in the budget table), and asks it before each request.
+
+Each builder imports the modules of its own entry point: a function's cold start pays for
+its own code, not for the others' (the webhook receiver never loads the importer, the
+import function never loads the webhook receiver or the poller).
 """
 
 from __future__ import annotations
@@ -20,42 +24,29 @@ import boto3
 import urllib3
 from botocore.config import Config
 
-from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.adapters.dead_letters import DeadLetters
-from s3_to_wistia.adapters.http import bounded_pool
 from s3_to_wistia.adapters.records import Records
-from s3_to_wistia.adapters.secrets import (
-    SecretReader,
-    SigningKeys,
-    TokenSource,
-    WebhookKeySource,
-)
-from s3_to_wistia.adapters.storage import Storage
-from s3_to_wistia.adapters.wistia import WistiaClient
-from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, MemorySchedule, SharedBudget
-from s3_to_wistia.budget import Pace as BudgetPace
+from s3_to_wistia.adapters.secrets import SecretReader, TokenSource, WebhookKeySource
 from s3_to_wistia.config import Settings
-from s3_to_wistia.deletions import RemovalFollower
-from s3_to_wistia.importing import READ_THREADS, Importer
-from s3_to_wistia.ports import (
-    DeadLetterSink,
-    Log,
-    MetricSink,
-    RateBudget,
-    RequestBudget,
-    WistiaApi,
-)
 
 if TYPE_CHECKING:
-    # The other entry points' modules are imported by their builders, not here: the
-    # import function's cold start (the common one) would pay for all of them.
     from s3_to_wistia.backfill import BackfillSettings
+    from s3_to_wistia.deletions import RemovalFollower
+    from s3_to_wistia.importing import Importer
     from s3_to_wistia.media_status import StatusUpdater
     from s3_to_wistia.polling import PollerSettings, StatusPoller
+    from s3_to_wistia.ports import (
+        DeadLetterSink,
+        Log,
+        MetricSink,
+        RateBudget,
+        RequestBudget,
+        WistiaApi,
+    )
     from s3_to_wistia.webhooks import WebhookReceiver, WebhookSettings
 
-# Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
-POOL_SIZE = READ_THREADS
+# The AWS clients' connections when nothing asks for more (botocore's own default).
+AWS_POOL_CONNECTIONS = 10
 # The medias of one webhook POST (or of one poller request) are applied at once, this many
 # at a time (Wistia batches events; each media costs an index query and a conditional write).
 WEBHOOK_WORKERS = 8
@@ -75,12 +66,12 @@ def build_importer(settings: Settings, log: Log, metrics: MetricSink) -> Importe
     return build_import_function(settings, log, metrics).importer
 
 
-def aws_client_config() -> Config:
+def aws_client_config(max_pool_connections: int = AWS_POOL_CONNECTIONS) -> Config:
     return Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,
         read_timeout=10,
-        max_pool_connections=POOL_SIZE,
+        max_pool_connections=max_pool_connections,
         # The adapters send fixed shapes; botocore's walk over every parameter of every
         # request is a tenth of the function's CPU per object. AWS still validates them.
         parameter_validation=False,
@@ -95,6 +86,10 @@ def build_rate_budget(
     """The account's request budget for this process: the shared schedule in the budget
     table (RATE_BUDGET_TABLE_NAME), or one in memory when no table is configured. Build it
     once per process: it keeps the slots booked ahead for this process's threads."""
+    from s3_to_wistia.adapters.budget import DynamoDBSchedule
+    from s3_to_wistia.budget import MemorySchedule, SharedBudget
+    from s3_to_wistia.budget import Pace as BudgetPace
+
     pace = BudgetPace.of(settings.requests_per_minute, settings.rate_window_seconds)
     if settings.rate_budget_table is None:
         return SharedBudget(MemorySchedule(), pace)
@@ -110,18 +105,27 @@ def build_import_function(
     metrics: MetricSink,
     session: Any = None,
     tracer: Any = None,
-    caller: str = IMPORTS,
+    caller: str | None = None,
 ) -> ImportFunction:
     """`session`: the function's own by default; the operators' CLI passes its own (its
     profile, or the local stack's endpoint) to run the function's code path. `tracer`:
     Powertools' Tracer when tracing is Active (adds subsegments around the Wistia calls);
-    `caller`: the budget's name for this entry point (budget.SHARES)."""
+    `caller`: the budget's name for this entry point (budget.SHARES; IMPORTS by default)."""
+    from s3_to_wistia.adapters.http import bounded_pool
+    from s3_to_wistia.adapters.secrets import SigningKeys
+    from s3_to_wistia.adapters.storage import Storage
+    from s3_to_wistia.adapters.wistia import WistiaClient
+    from s3_to_wistia.budget import IMPORTS
+    from s3_to_wistia.deletions import RemovalFollower
+    from s3_to_wistia.importing import READ_THREADS, Importer
+
     session = session or boto3.session.Session(region_name=settings.aws_region)
-    aws_config = aws_client_config()
+    # Enough connections for a full SQS batch of 10 records, each reading S3 twice at once.
+    aws_config = aws_client_config(max_pool_connections=READ_THREADS)
     s3 = session.client("s3", config=aws_config.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=aws_config)
     # One pool for Wistia and the URL probes; each call ends by its deadline.
-    http = bounded_pool(maxsize=POOL_SIZE, block=False)
+    http = bounded_pool(maxsize=READ_THREADS, block=False)
     secrets = SecretReader(_lazy_client(session, "secretsmanager", aws_config))
     signer = None
     if settings.signing_credentials_secret:
@@ -161,7 +165,7 @@ def build_import_function(
         metrics=metrics,
         log=log,
         budget=build_rate_budget(settings, dynamodb),
-        caller=caller,
+        caller=caller or IMPORTS,
     )
     removals = RemovalFollower(
         settings=settings,
@@ -238,6 +242,7 @@ class PollFunction:
     def budget(self) -> RequestBudget:
         """At most `max_requests` in the run; with a budget table, each of them booked on
         the account's schedule at the poller's priority (it takes what imports leave)."""
+        from s3_to_wistia.budget import POLLER
         from s3_to_wistia.polling import BookedRun, RunAllowance
 
         if self.shared is None:
@@ -246,6 +251,8 @@ class PollFunction:
 
 
 def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
+    from s3_to_wistia.adapters.http import bounded_pool
+    from s3_to_wistia.adapters.wistia import WistiaClient
     from s3_to_wistia.polling import StatusPoller
     from s3_to_wistia.swaps import Swapper
 
@@ -307,6 +314,7 @@ def build_backfill_function(
     instance keeps to its share of the rate (BACKFILL_REQUESTS_PER_MINUTE over
     BACKFILL_CONCURRENCY instances)."""
     from s3_to_wistia.backfill import BACKFILL_MAX_ATTEMPTS
+    from s3_to_wistia.budget import BACKFILL
     from s3_to_wistia.pacing import Pace, PacedWistia
 
     function = build_import_function(
