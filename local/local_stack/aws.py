@@ -22,6 +22,9 @@ local stack behave as AWS does:
   deep-copies each version to mark the latest, and a deep copy of a key reads its whole
   body: 10 pages over 10,000 objects of 2.5 GB read 25 GB);
 - AWS errors can be injected per service and operation (aws_faults);
+- SQS receives a message without computing all of its queue's attributes (moto walks
+  every message of the queue three times for each message received: a queue of 2,000
+  served 10 messages in about 1.5 s);
 - requests are routed to their service at once (CachedDispatcher): moto's router lists its
   own package folder (some 200 entries, a stat each) for every request, under a lock every
   request takes, so moto served one request at a time however many came at once.
@@ -43,6 +46,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.utils import unix_time
 from moto.dynamodb.models.table import Table as DynamoTable
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -51,6 +55,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
+from moto.sqs import models as sqs_models
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local_stack.aws_faults import AwsFaults, FaultInjection
@@ -164,6 +169,17 @@ def _items_of_queried_partition(self: Any) -> Any:
 
 DynamoTable.query = _query_by_partition  # type: ignore[method-assign]
 DynamoTable.all_items = _items_of_queried_partition  # type: ignore[method-assign]
+
+
+def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's own check, which reads the queue's retention period through its every
+    attribute: three walks of all its messages (for the approximate counts) for each
+    message it receives."""
+    retention = self.get_queue(queue_name).message_retention_period
+    return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+
+sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
 # The long-term key pair the local stack trusts. Any other key is refused like an unknown one.
 ACCESS_KEY_ID = "AKIALOCALSTACKTEST01"
 SECRET_ACCESS_KEY = "local-stack-secret-access-key-not-a-real-one"
