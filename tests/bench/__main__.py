@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                     where="the project's .venv",
                     isolated=False,
                 )
-                instructions = cold_start.count_instructions(site_environment(variables), progress)
+                instructions = cold_start.count_handler_instructions(
+                    site_environment(variables), progress
+                )
                 cold = cold_start.measure(
                     child_environment(variables, site, with_tests=False),
                     max(3, arguments.cold_runs // 2),
@@ -333,7 +335,7 @@ def table_rows(
     fn, fl = "function", "floor"
     rows = [
         *cold_rows(cold),
-        as_built_row(as_built),
+        *as_built_rows(as_built),
         ratio_row(
             f"First event after a cold start, wall ({len(runtime.first[fn].wall)} runs)",
             median(runtime.first[fn].wall),
@@ -481,8 +483,9 @@ def measure_receiver(
         **stack.environments["WebhookFunction"],
         **lambda_variables(sink.address),
     }
-    return receiver.measure(
-        child_environment(variables, site, with_tests=True),
+    env = child_environment(variables, site, with_tests=True)
+    results = receiver.measure(
+        env,
         stack.table_name,
         cold_runs=arguments.cold_runs,
         first_runs=arguments.first_runs,
@@ -491,6 +494,13 @@ def measure_receiver(
         progress=progress,
         run_child=cold_start.run_child,
     )
+    env = receiver.receiver_environment(env)
+    instructions = cold_start.count_instructions(
+        {"function": (receiver.FUNCTION_SCRIPT, env), "floor": (receiver.FLOOR_SCRIPT, env)},
+        progress,
+        flags=("-S",),
+    )
+    return replace(results, instructions=instructions)
 
 
 def receiver_rows(results: receiver.ReceiverResults) -> list[Row]:
@@ -505,6 +515,19 @@ def receiver_rows(results: receiver.ReceiverResults) -> list[Row]:
             median(results.cold_function),
             median(results.cold_floor),
             COLD_GOAL,
+        ),
+        *(
+            [
+                ratio_row(
+                    "Webhook receiver cold start: instructions executed by the import",
+                    results.instructions.counts["function"],
+                    results.instructions.counts["floor"],
+                    COLD_GOAL,
+                    fmt="instructions",
+                )
+            ]
+            if results.instructions.counts
+            else []
         ),
         ratio_row(
             f"Webhook receiver, first POST after a cold start, wall "
@@ -553,16 +576,30 @@ def report_receiver_only(arguments: argparse.Namespace, results: receiver.Receiv
     return 0
 
 
-def as_built_row(as_built: cold_start.AsBuilt) -> Row:
+def as_built_rows(as_built: cold_start.AsBuilt) -> list[Row]:
     figure = "Cold start as built: .aws-sam/build on CPython 3.13, shipped bytecode only"
     if not as_built.function:
-        return Row(figure, as_built.python, "-", "-", "info", "-")
-    return ratio_row(
-        f"{figure} ({len(as_built.function)} runs)",
-        median(as_built.function),
-        median(as_built.floor),
-        COLD_GOAL,
-    )
+        return [Row(figure, as_built.python, "-", "-", "info", "-")]
+    rows = [
+        ratio_row(
+            f"{figure} ({len(as_built.function)} runs)",
+            median(as_built.function),
+            median(as_built.floor),
+            COLD_GOAL,
+        )
+    ]
+    counts = as_built.instructions.counts
+    if counts:
+        rows.append(
+            ratio_row(
+                "Cold start as built, CPython 3.13: instructions executed by the import",
+                counts["function"],
+                counts["floor"],
+                COLD_GOAL,
+                fmt="instructions",
+            )
+        )
+    return rows
 
 
 def verify(table: str, bucket: str, runtime: workers.RuntimeResults) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.environment import FUNCTION_DIR, LOCAL_DIR, ROOT, runtime_sdk
@@ -76,7 +76,6 @@ INSTRUCTION_SCRIPTS = {
     "floor + Powertools": POWERTOOLS_SCRIPT,
     "modules": MODULES_SCRIPT,
     "modules, plain classes": PLAIN_CLASSES_SCRIPT,
-    "startup": STARTUP_SCRIPT,
 }
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 PROJECT_MODULE = re.compile(r"^(importer|s3_to_wistia)(\.|$)")
@@ -172,21 +171,26 @@ class Instructions:
 
 
 def count_instructions(
-    env: dict[str, str],
+    jobs: dict[str, tuple[str, dict[str, str]]],
     progress: Callable[[str], None],
     python: str = sys.executable,
+    flags: tuple[str, ...] = (),
     runs: int = 2,
 ) -> Instructions:
     """The cold start's figure that does not move with the machine's load: instructions
-    executed (valgrind's callgrind), the same for the same code and inputs, where a shared
-    machine's wall-clock medians wander by a tenth from run to run."""
+    executed (valgrind's callgrind) by each job's script in its environment, the same for
+    the same code and inputs, where a shared machine's wall-clock medians wander by a tenth
+    from run to run. `flags`: the interpreter's (-S, say), the same for every job."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         return Instructions("skipped: valgrind not found (Debian's package valgrind)")
-    progress(f"cold start in instructions: callgrind, {runs} runs of each import")
-    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", python]
+    progress(f"cold start in instructions: callgrind, {runs} runs of {', '.join(jobs)}")
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", python, *flags]
+    # The interpreter's own start, in the first job's environment, is left out of each.
+    jobs = {**jobs, "startup": (STARTUP_SCRIPT, next(iter(jobs.values()))[1])}
 
-    def count(script: str) -> int:
+    def count(name: str) -> int:
+        script, env = jobs[name]
         done = subprocess.run(  # noqa: S603 (valgrind, our interpreter and script)
             [*command, "-c", script], env=env, capture_output=True, text=True, check=False
         )
@@ -195,19 +199,27 @@ def count_instructions(
             raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-2000:]}")
         return int(match.group(1))
 
-    jobs = [name for name in INSTRUCTION_SCRIPTS for _ in range(runs)]
-    # Instructions do not depend on what else runs: both cores at once.
+    names = [name for name in jobs for _ in range(runs)]
+    # Instructions do not depend on what else runs: every core at once.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counted = list(pool.map(lambda name: count(INSTRUCTION_SCRIPTS[name]), jobs))
+        counted = list(pool.map(count, names))
     fewest = {
-        name: min(n for job, n in zip(jobs, counted, strict=True) if job == name)
-        for name in INSTRUCTION_SCRIPTS
+        name: min(n for job, n in zip(names, counted, strict=True) if job == name) for name in jobs
     }
     startup = fewest.pop("startup")
     return Instructions(
         f"valgrind --tool=callgrind, the fewest of {runs} runs, less the interpreter's start "
         f"({startup / 1e6:,.0f} M)",
         {name: n - startup for name, n in fewest.items()},
+    )
+
+
+def count_handler_instructions(
+    env: dict[str, str], progress: Callable[[str], None]
+) -> Instructions:
+    """The import function's handler, its floor, and what the difference goes to."""
+    return count_instructions(
+        {name: (script, env) for name, script in INSTRUCTION_SCRIPTS.items()}, progress
     )
 
 
@@ -220,6 +232,7 @@ class AsBuilt:
     python: str  # the interpreter used, or why the measurement was skipped
     function: list[float] = field(default_factory=list)
     floor: list[float] = field(default_factory=list)
+    instructions: Instructions = field(default_factory=lambda: Instructions("not counted"))
 
 
 def runtime_python() -> str | None:
@@ -316,7 +329,13 @@ def measure_as_built(env: dict[str, str], runs: int, progress: Callable[[str], N
         # A build this interpreter cannot import (a binary-only package, say) is news, not
         # a reason to lose the rest of the run.
         return AsBuilt(f"skipped: {str(error).splitlines()[0]}")
-    return result
+    counted = count_instructions(
+        {name: (script, side_env) for name, (script, side_env, _) in sides.items()},
+        progress,
+        python=python,
+        flags=("-S", "-B"),
+    )
+    return replace(result, instructions=counted)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from bench.cold_start import Instructions
 from bench.environment import ROOT
 from bench.receiver_floor import KEY
 from bench.workers import Samples, Worker
@@ -136,6 +137,8 @@ class ReceiverResults:
     first_floor: Samples
     warm: dict[str, Samples]
     posts: int
+    # The cold start in instructions executed (filled in by the bench when it counts them).
+    instructions: Instructions = field(default_factory=lambda: Instructions("not counted"))
 
 
 def receiver_environment(env: dict[str, str]) -> dict[str, str]:
