@@ -368,6 +368,20 @@ def table_rows(
             CPU_GOAL,
         ),
         ratio_row("Steady state per object, CPU p90", p90(steady_fn.cpu), p90(steady_fl.cpu), None),
+        *(
+            [
+                ratio_row(
+                    "Steady state per object, instructions executed (callgrind; the same on "
+                    "a busy machine)",
+                    runtime.instructions.counts["function"],
+                    runtime.instructions.counts["floor"],
+                    CPU_GOAL,
+                    fmt="instructions",
+                )
+            ]
+            if runtime.instructions.counts
+            else []
+        ),
         # What issues 10 and 16 added to every import: the floor with them vs without.
         ratio_row(
             "The URL probe and the overwrite check, wall median (the floor with them vs the "

@@ -51,7 +51,8 @@ def ratio_row(
     if fmt == "ms":
         shown = (ms(measured), ms(floor))
     elif fmt == "instructions":
-        shown = (f"{measured / 1e6:,.0f} M instr.", f"{floor / 1e6:,.0f} M instr.")
+        digits = 0 if floor >= 1e8 else 1
+        shown = (f"{measured / 1e6:,.{digits}f} M instr.", f"{floor / 1e6:,.{digits}f} M instr.")
     else:
         shown = (f"{measured:.1f} MiB", f"{floor:.1f} MiB")
     if goal is None:

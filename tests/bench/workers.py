@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from typing import IO, Any
 
 import boto3
 
+from bench.cold_start import COLLECTED, Instructions
 from bench.environment import python_command
 from local_stack.events import Uploaded, s3_notification, sqs_batch
 from wistia_emulator import EmulatorControl, Fault
@@ -30,11 +33,13 @@ class WorkerFailed(RuntimeError):
 class Worker:
     """One fresh `bench.worker` process, driven one command at a time."""
 
-    def __init__(self, role: str, env: dict[str, str]) -> None:
+    def __init__(self, role: str, env: dict[str, str], prefix: tuple[str, ...] = ()) -> None:
+        """`prefix`: a command the worker runs under (valgrind, say)."""
         self.role = role
+        self.stderr_text = ""  # what the process wrote to stderr, once closed
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            python_command("-m", "bench.worker", role),
+            [*prefix, *python_command("-m", "bench.worker", role)],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -75,6 +80,8 @@ class Worker:
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
                 stream.close()
+        self._stderr.seek(0)
+        self.stderr_text = self._stderr.read().decode(errors="replace")
         self._stderr.close()
 
 
@@ -101,6 +108,7 @@ class RuntimeResults:
     floor_urls: list[str]
     function_objects: list[Uploaded]
     floor_objects: list[Uploaded]  # by both floors
+    instructions: Instructions  # per steady-state object, by side
 
 
 class Objects:
@@ -200,6 +208,8 @@ def measure_runtime(
     finally:
         for started in workers.values():
             started.close()
+    counted = Counted(bucket)
+    instructions = counted.per_object(env, progress)
     return RuntimeResults(
         first=first,
         steady=steady,
@@ -210,9 +220,63 @@ def measure_runtime(
         floor_one_record=batches_measured["floor one record"],
         peak_rss_mib=peak_rss,
         floor_urls=floor_urls,
-        function_objects=pools["function"].handed,
-        floor_objects=pools["floor"].handed + pools[IMPORT_ONLY].handed,
+        function_objects=pools["function"].handed + counted.pools["function"].handed,
+        floor_objects=(
+            pools["floor"].handed + pools[IMPORT_ONLY].handed + counted.pools["floor"].handed
+        ),
+        instructions=instructions,
     )
+
+
+class Counted:
+    """Instructions executed per object in the steady state, by the function and by the
+    floor: what the CPU-time rows measure, without a shared machine's noise. Each side
+    imports FEW objects in one fresh worker under callgrind and MORE in another; the
+    difference over MORE - FEW is one steady-state object (start-up and first event
+    cancel out)."""
+
+    FEW = 10
+    MORE = 40
+
+    def __init__(self, bucket: str) -> None:
+        self.pools = {
+            role: Objects(bucket, f"{role}-counted", self.FEW + self.MORE)
+            for role in ("function", "floor")
+        }
+
+    def per_object(self, env: dict[str, str], progress: Callable[[str], None]) -> Instructions:
+        valgrind = shutil.which("valgrind")
+        if valgrind is None:
+            return Instructions("skipped: valgrind not found (Debian's package valgrind)")
+        progress(f"steady state in instructions: callgrind, {self.FEW} and {self.MORE} objects")
+        prefix = (valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null")
+
+        def total(job: tuple[str, int]) -> int:
+            role, objects = job
+            worker = Worker(role, env, prefix)
+            try:
+                for _ in range(objects):
+                    worker.call(op="import", event=s3_notification(self.pools[role].take()))
+            finally:
+                worker.close()
+            match = COLLECTED.search(worker.stderr_text)
+            if match is None:
+                raise RuntimeError(f"callgrind counted nothing:\n{worker.stderr_text[-2000:]}")
+            return int(match.group(1))
+
+        jobs = [(role, n) for role in self.pools for n in (self.FEW, self.MORE)]
+        # Instructions do not depend on what else runs: every core at once.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            totals = dict(zip(jobs, pool.map(total, jobs), strict=True))
+        return Instructions(
+            f"valgrind --tool=callgrind: a worker importing {self.MORE} objects less one "
+            f"importing {self.FEW}, over {self.MORE - self.FEW}",
+            {
+                role: (totals[(role, self.MORE)] - totals[(role, self.FEW)])
+                // (self.MORE - self.FEW)
+                for role in self.pools
+            },
+        )
 
 
 def _measure_batches(
