@@ -794,7 +794,37 @@ def test_the_queue_intake_reads_only_its_queue_and_only_s3_may_send_to_it() -> N
         assert grants[action] == {"<IntakeQueue.Arn>"}
     assert allow_s3["Principal"] == {"Service": "s3.amazonaws.com"}
     assert allow_s3["Condition"]["ArnEquals"] == {"aws:SourceArn": f"arn:aws:s3:::{NEW_BUCKET}"}
-    assert deny["Effect"] == "Deny"
+    # Without its condition the Deny would refuse S3 and the function too: no event arrives.
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {},
+        {"Intake": "Queue"},
+        {"Intake": "Queue", "ExistingBucketName": "their-media"},
+        {"ExistingBucketName": "their-media", "AlarmEmail": "ops@example.com"},
+    ],
+)
+def test_every_deny_in_a_resource_policy_denies_only_insecure_transport(
+    parameters: dict[str, str],
+) -> None:
+    """A Deny of "*" without a condition locks everyone out of the resource, the stack's own
+    functions and S3's notifications included: every one the template writes is the
+    TLS-only guard."""
+    resources = deployed(**parameters)["Resources"]
+    denies = [
+        (logical, statement)
+        for logical, resource in resources.items()
+        if resource["Type"].endswith("Policy") and "PolicyDocument" in resource["Properties"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+    ]
+
+    assert denies
+    for logical, statement in denies:
+        assert statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}, logical
 
 
 def test_a_failed_event_comes_back_from_the_queue_and_at_last_reaches_the_dead_letters() -> None:
