@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from s3_to_wistia.adapters.tracing import TracedWistia, lambda_tracer, traced_handler
+from s3_to_wistia.adapters.tracing import lambda_tracer, traced_handler, wistia_calls
 from s3_to_wistia.model import WistiaAnswer
 from unit.cold_starts import FUNCTIONS, cold_start_modules
 from unit.fakes import SETTINGS
@@ -127,38 +127,43 @@ class FakeTracer:
         self.provider = FakeRecorder()
 
 
-class FakeClient:
-    upload_url = "https://upload.wistia.com/"
-    medias_url = "https://api.wistia.com/v1/medias.json"
-
-    def __init__(self, answer: WistiaAnswer) -> None:
-        self.answer = answer
-
-    def import_url(self, form: dict[str, str], token: str, deadline: float | None = None) -> Any:
-        return self.answer
-
-    def list_medias(self, name: str, project_id: Any, token: str, deadline: Any = None) -> Any:
-        return self.answer
-
-
 def test_every_wistia_call_gets_a_subsegment_with_its_status_and_no_secret() -> None:
     tracer = FakeTracer()
+    call = wistia_calls(tracer)
+    signed = "https://upload.wistia.com/?X-Amz-Signature=secret&access_token=the-token"
     throttled = WistiaAnswer(429, b"Rate limit exceeded", "text/plain", "2")
-    traced = TracedWistia(FakeClient(throttled), tracer)  # type: ignore[arg-type]
-    form = {"url": "https://b.s3.amazonaws.com/k.mp4?X-Amz-Signature=secret", "name": "k.mp4"}
 
-    assert traced.import_url(form, "the-token") is throttled
-    traced.list_medias("k.mp4", None, "the-token")
+    with call("POST", signed, "/") as answered:
+        answered(throttled)
+    with call("DELETE", "https://api.wistia.com/v1/medias/abc123.json", "/v1/medias/{id}.json"):
+        pass  # no answer: the request raised, and X-Ray records the exception itself
 
-    upload, lookup = tracer.provider.segments
+    upload, delete = tracer.provider.segments
     assert (upload.name, upload.namespace) == ("Wistia POST /", "remote")
     assert upload.http == {"url": "https://upload.wistia.com/", "method": "POST", "status": 429}
     assert upload.annotations == {"wistia_status": 429}
     assert upload.flags == ["throttle"]
-    assert lookup.name == "Wistia GET /v1/medias.json"
+    # One name a route, not one a media: the service map keeps one node for deletions.
+    assert delete.name == "Wistia DELETE /v1/medias/{id}.json"
+    assert delete.http == {
+        "url": "https://api.wistia.com/v1/medias/abc123.json",
+        "method": "DELETE",
+    }
     recorded = json.dumps([vars(s) for s in tracer.provider.segments])
     assert "secret" not in recorded
     assert "the-token" not in recorded
+
+
+@pytest.mark.parametrize(
+    ("status", "flags"), [(200, []), (401, ["error"]), (503, ["fault"]), (429, ["throttle"])]
+)
+def test_wistia_s_status_flags_the_subsegment(status: int, flags: list[str]) -> None:
+    tracer = FakeTracer()
+    with wistia_calls(tracer)("GET", "https://api.wistia.com/v1/medias.json", "/") as answered:
+        answered(WistiaAnswer(status, b"{}", "application/json", None))
+
+    [segment] = tracer.provider.segments
+    assert segment.flags == flags
 
 
 def test_active_tracing_is_read_from_the_template_s_mode() -> None:

@@ -18,7 +18,7 @@ logger = Logger(json_serializer=scrubbed_json)
 # None unless the template's Tracing is Active: then not even the X-Ray SDK is imported.
 tracer = lambda_tracer(settings)
 metrics = Metrics()
-function = build_status_poller(settings, logger, metrics)
+function = build_status_poller(settings, logger, metrics, tracer=tracer)
 
 
 @logger.inject_lambda_context(clear_state=True)

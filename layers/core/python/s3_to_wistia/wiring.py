@@ -30,6 +30,7 @@ from s3_to_wistia.adapters.secrets import SecretReader, TokenSource, WebhookKeyS
 from s3_to_wistia.config import Settings
 
 if TYPE_CHECKING:
+    from s3_to_wistia.adapters.wistia import CallTrace
     from s3_to_wistia.backfill import BackfillSettings
     from s3_to_wistia.deletions import RemovalFollower
     from s3_to_wistia.importing import Importer
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
         MetricSink,
         RateBudget,
         RequestBudget,
-        WistiaApi,
     )
     from s3_to_wistia.webhooks import WebhookReceiver, WebhookSettings
 
@@ -144,17 +144,13 @@ def build_import_function(
     dead_letters = DeadLetters(
         _lazy_client(session, "sqs", aws_config), settings.dead_letter_queue_url
     )
-    client = WistiaClient(
+    wistia = WistiaClient(
         http,
         settings.upload_url,
         urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
         api_url=settings.api_url,
+        trace=_wistia_trace(tracer),
     )
-    wistia: WistiaApi = client
-    if tracer is not None:
-        from s3_to_wistia.adapters.tracing import TracedWistia
-
-        wistia = TracedWistia(client, tracer)
     importer = Importer(
         settings=settings,
         storage=Storage(s3, session.get_credentials(), signer, http),
@@ -172,12 +168,21 @@ def build_import_function(
         storage=importer.storage,
         records=importer.records,  # type: ignore[arg-type]  # Records: every KeyRecords call
         dead_letters=dead_letters,
-        wistia=importer.wistia,  # type: ignore[arg-type]  # WistiaClient archives and deletes
+        wistia=wistia,
         tokens=importer.tokens,
         metrics=metrics,
         log=log,
     )
     return ImportFunction(importer, dead_letters, removals)
+
+
+def _wistia_trace(tracer: Any) -> CallTrace | None:
+    """With tracing Active, a subsegment for every call to Wistia; off, nothing."""
+    if tracer is None:
+        return None
+    from s3_to_wistia.adapters.tracing import wistia_calls
+
+    return wistia_calls(tracer)
 
 
 def build_webhook_receiver(
@@ -250,7 +255,9 @@ class PollFunction:
         return BookedRun(RunAllowance(self.max_requests), self.shared, POLLER)
 
 
-def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink) -> PollFunction:
+def build_status_poller(
+    settings: PollerSettings, log: Log, metrics: MetricSink, tracer: Any = None
+) -> PollFunction:
     from s3_to_wistia.adapters.http import bounded_pool
     from s3_to_wistia.adapters.wistia import WistiaClient
     from s3_to_wistia.polling import StatusPoller
@@ -271,6 +278,7 @@ def build_status_poller(settings: PollerSettings, log: Log, metrics: MetricSink)
         settings.api_url,
         urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
         api_url=settings.api_url,
+        trace=_wistia_trace(tracer),
     )
     updater = _status_updater(
         session, aws_config, records, settings.dead_letter_queue_url, metrics, log

@@ -3,9 +3,9 @@
 Off, nothing of the X-Ray SDK is imported: Powertools' Tracer builds the SDK's recorder
 and its sampling clients when it is constructed (about 20 ms of cold start) and costs
 about 1.2 ms of CPU per object, so it is constructed only when traces are wanted. On,
-botocore is patched (S3, DynamoDB, SQS, Secrets Manager) and every call to Wistia gets a
-subsegment of its own, its status annotated; the form, the token and the signed URL never
-reach a trace.
+botocore is patched (S3, DynamoDB, SQS, Secrets Manager) and every call to Wistia, from
+every function, gets a subsegment of its own, its status annotated; the form, the token
+and the signed URL never reach a trace.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from s3_to_wistia.model import WistiaAnswer
-
 if TYPE_CHECKING:
-    from s3_to_wistia.adapters.multipart import MultipartFile
-    from s3_to_wistia.adapters.wistia import WistiaClient
+    from s3_to_wistia.adapters.wistia import CallTrace
+    from s3_to_wistia.model import WistiaAnswer
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -38,7 +36,7 @@ def lambda_tracer(settings: TracingChoice) -> Any:
     from aws_lambda_powertools import Tracer
 
     # Only botocore: patch_all would import sqlite3 and a dozen patchers, and its httplib
-    # patch does not see urllib3 2's requests anyway (TracedWistia covers Wistia's).
+    # patch does not see urllib3 2's requests anyway (wistia_calls covers Wistia's).
     return Tracer(patch_modules=("botocore",))
 
 
@@ -50,38 +48,22 @@ def traced_handler(tracer: Any) -> Callable[[Handler], Handler]:
     return decorate
 
 
-class TracedWistia:
-    """WistiaApi with a subsegment around every call (the host and path, never the query)."""
-
-    def __init__(self, wistia: WistiaClient, tracer: Any) -> None:
-        self._wistia = wistia
-        self._recorder = tracer.provider
-
-    def import_url(
-        self, form: dict[str, str], token: str, deadline: float | None = None
-    ) -> WistiaAnswer:
-        with self._call("POST", self._wistia.upload_url) as done:
-            return done(self._wistia.import_url(form, token, deadline))
-
-    def list_medias(
-        self, name: str, project_id: str | None, token: str, deadline: float | None = None
-    ) -> WistiaAnswer:
-        with self._call("GET", self._wistia.medias_url) as done:
-            return done(self._wistia.list_medias(name, project_id, token, deadline))
-
-    def upload_file(self, body: MultipartFile, token: str, **options: Any) -> WistiaAnswer:
-        with self._call("POST", self._wistia.upload_url) as done:
-            return done(self._wistia.upload_file(body, token, **options))
+def wistia_calls(tracer: Any) -> CallTrace:
+    """What WistiaClient traces each call with: a subsegment named for its method and route
+    (`/v1/medias/{hashed_id}.json`, so the service map has one node a route, not one a
+    media), the URL without its query, Wistia's status annotated and flagged (429
+    throttle, 5xx fault, 4xx error)."""
+    recorder = tracer.provider
 
     @contextmanager
-    def _call(self, method: str, url: str) -> Iterator[Callable[[WistiaAnswer], WistiaAnswer]]:
+    def call(method: str, url: str, route: str) -> Iterator[Callable[[WistiaAnswer], None]]:
         parts = urlsplit(url)
-        with self._recorder.in_subsegment(f"Wistia {method} {parts.path or '/'}") as segment:
+        with recorder.in_subsegment(f"Wistia {method} {route}") as segment:
             segment.namespace = "remote"
             segment.put_http_meta("url", f"{parts.scheme}://{parts.netloc}{parts.path}")
             segment.put_http_meta("method", method)
 
-            def done(answer: WistiaAnswer) -> WistiaAnswer:
+            def answered(answer: WistiaAnswer) -> None:
                 segment.put_http_meta("status", answer.status)
                 segment.put_annotation("wistia_status", answer.status)
                 if answer.status == 429:
@@ -90,6 +72,7 @@ class TracedWistia:
                     segment.add_fault_flag()
                 elif answer.status >= 400:
                     segment.add_error_flag()
-                return answer
 
-            yield done
+            yield answered
+
+    return call

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -31,6 +32,10 @@ MAX_ANSWER_BYTES = 1 << 20
 # The Data API's most medias per list request (`per_page`, `hashed_ids[]`).
 MAX_LOOKUP_IDS = 100
 
+# Traces one call, given its method, URL and route (the path with any media id left out):
+# a scope whose value is handed the answer (adapters.tracing.wistia_calls, tracing Active).
+CallTrace = Callable[[str, str, str], AbstractContextManager[Callable[[WistiaAnswer], Any]]]
+
 
 class WistiaClient:
     def __init__(
@@ -39,8 +44,10 @@ class WistiaClient:
         upload_url: str,
         timeout: urllib3.Timeout,
         api_url: str = "https://api.wistia.com/",
+        trace: CallTrace | None = None,
     ) -> None:
         self._http = http
+        self._trace = trace
         self._upload_url = upload_url
         self._timeout = timeout
         # The whole call, answer included, takes at most this long.
@@ -74,7 +81,7 @@ class WistiaClient:
         takes as long as it takes, each read bounded by `timeout`."""
         headers = {"Content-Type": body.content_type, "Content-Length": str(body.content_length)}
         return self._send(
-            "POST", self._upload_url, body.chunks(on_progress), headers, token, timeout
+            "POST", self._upload_url, body.chunks(on_progress), headers, token, timeout=timeout
         )
 
     def list_medias(
@@ -113,7 +120,7 @@ class WistiaClient:
     ) -> WistiaAnswer:
         """Delete one media for good (Data API; a token with delete rights)."""
         url = f"{self._api_url}/v1/medias/{quote(hashed_id, safe='')}.json"
-        return self._call("DELETE", url, None, token, deadline)
+        return self._call("DELETE", url, None, token, deadline, "/v1/medias/{hashed_id}.json")
 
     def archive_media(
         self, hashed_id: str, token: str, deadline: float | None = None
@@ -127,14 +134,16 @@ class WistiaClient:
     ) -> WistiaAnswer:
         """Swap `replacement`'s file into `hashed_id` (a background job at Wistia)."""
         url = f"{self._api_url}/modern/medias/{quote(hashed_id, safe='')}/swap"
-        return self._call("PUT", url, {"replacement_media_id": replacement}, token, deadline)
+        form = {"replacement_media_id": replacement}
+        return self._call("PUT", url, form, token, deadline, "/modern/medias/{hashed_id}/swap")
 
     def background_job(
         self, job_id: str, token: str, deadline: float | None = None
     ) -> WistiaAnswer:
         """A background job's status (queued, started, finished, failed)."""
         url = f"{self._api_url}/modern/background_job_status/{quote(job_id, safe='')}"
-        return self._call("GET", url, None, token, deadline)
+        route = "/modern/background_job_status/{job_id}"
+        return self._call("GET", url, None, token, deadline, route)
 
     def _call(
         self,
@@ -143,6 +152,7 @@ class WistiaClient:
         form: dict[str, str] | None,
         token: str,
         deadline: float | None,
+        route: str | None = None,
     ) -> WistiaAnswer:
         headers = {}
         body = None
@@ -153,7 +163,7 @@ class WistiaClient:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         ends = time.time() + self._call_seconds
         with call_deadline(ends if deadline is None else min(ends, deadline)):
-            return self._send(method, url, body, headers, token)
+            return self._send(method, url, body, headers, token, route=route)
 
     def _send(
         self,
@@ -163,6 +173,24 @@ class WistiaClient:
         headers: dict[str, str],
         token: str,
         timeout: urllib3.Timeout | None = None,
+        route: str | None = None,
+    ) -> WistiaAnswer:
+        """Every call to Wistia passes here, so with tracing on every one is traced."""
+        if self._trace is None:
+            return self._request(method, url, body, headers, token, timeout)
+        with self._trace(method, url, route or urlsplit(url).path or "/") as traced:
+            answer = self._request(method, url, body, headers, token, timeout)
+            traced(answer)
+            return answer
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: str | Iterable[bytes] | None,
+        headers: dict[str, str],
+        token: str,
+        timeout: urllib3.Timeout | None,
     ) -> WistiaAnswer:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
         try:
