@@ -49,7 +49,17 @@ def test_upload_url_https_or_loopback(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://upload.wistia.com/", "http://10.0.0.5/", "ftp://x/", "upload.wistia.com"]
+    "url",
+    [
+        "http://upload.wistia.com/",
+        "http://10.0.0.5/",
+        "ftp://x/",
+        "upload.wistia.com",
+        # loopback, but not one of the contract's three hosts
+        "http://127.0.0.2:8089/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://localhost.example.com/",
+    ],
 )
 def test_upload_url_refuses_plain_http_to_other_hosts(url: str) -> None:
     with pytest.raises(ConfigError, match="WISTIA_UPLOAD_URL"):

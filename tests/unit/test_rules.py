@@ -113,6 +113,14 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon", now=0) is None
     assert parse_retry_after(None, now=0) is None
+    assert parse_retry_after(" 1.5 ", now=0) == 1.5
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "-5", "1e9", "", "5 s"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(value: str) -> None:
+    # "\u00b2" (superscript two: byte 0xB2 of a latin-1 header) passed str.isdigit() and
+    # then broke float(), raising out of the import.
+    assert parse_retry_after(value, now=0) is None
 
 
 def test_backoff_grows_is_capped_and_never_undercuts_retry_after() -> None:

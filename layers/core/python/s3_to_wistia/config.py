@@ -9,7 +9,6 @@ operator can act on instead of failing object by object.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -53,7 +52,8 @@ DEFAULT_EXTENSIONS = frozenset(
         "wmv",
     ]
 )
-LOOPBACK_HOSTS = frozenset({"localhost"})
+# The contract's loopback hosts, the only ones plain http may reach (local runs, tests).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MEDIA_NAME_RULES = ("file-name", "key")
 TRACING_MODES = ("active", "passthrough")
 
@@ -291,9 +291,4 @@ def tracing(env: Mapping[str, str]) -> bool:
 
 
 def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.lower() in LOOPBACK_HOSTS

@@ -85,7 +85,7 @@ class PollerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
         env = os.environ if env is None else env
         per_minute = config.integer(
-            env, "WISTIA_REQUESTS_PER_MINUTE", cls.requests_per_minute, minimum=1
+            env, "WISTIA_REQUESTS_PER_MINUTE", cls.requests_per_minute, minimum=1, maximum=1_000_000
         )
         # Whole runs of requests: a schedule of a minute or more never takes more than this
         # share of the account's minute.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -403,11 +404,12 @@ def _parse_time(text: str) -> datetime:
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when
+    it is neither (a negative or non-ASCII number included)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"\d+(?:\.\d+)?", value, re.ASCII):
         return float(value)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - now)
