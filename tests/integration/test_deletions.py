@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from local_stack.events import encoded_key, fixture, s3_record, upload
 from local_stack.harness import CountingMetrics, LambdaContext, drain, record_of
 from local_stack.template import Stack, provision
+from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
 from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.redrive import run
@@ -253,6 +255,69 @@ def test_wistia_unavailable_hands_the_deletion_back(
 
     assert media(wistia_emulator, hashed_id)["deleted"] is True
     assert deletion_record(stack, "later.mp4", event)["media_action"] == "deleted"
+
+
+def budget_item(stack: Stack) -> dict[str, float]:
+    found = boto3.client("dynamodb").get_item(
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
+    )
+    return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
+
+
+def test_a_429_to_the_deletion_pauses_the_whole_accounts_budget(
+    stack: Stack, settings: Settings, captured_log: Any, wistia_emulator: WistiaEmulator
+) -> None:
+    # Given an imported object, and Wistia about to throttle the archive
+    function = function_with(settings, captured_log, "archive")
+    imported(function, created(stack.bucket, "throttled.mp4", "0A"), captured_log)
+    wistia_emulator.add_fault(
+        Fault(kind="rate_limit", count=1, retry_after=30, match_method="PUT", match_path="/*")
+    )
+    event = deleted(stack.bucket, "throttled.mp4", "0B")
+
+    # When its deletion is followed and Wistia answers 429, Retry-After 30
+    with pytest.raises(RetryableError, match="429"):
+        deliver(function, event, captured_log)
+
+    # Then every caller of the account is paused (the budget's table), not only this one
+    paused_until = budget_item(stack)["paused_until"]
+    assert time.time() + 25 < paused_until <= time.time() + 30
+
+
+def test_while_the_budget_is_paused_a_deletion_asks_wistia_nothing_and_comes_back(
+    stack: Stack, settings: Settings, captured_log: Any, wistia_emulator: WistiaEmulator
+) -> None:
+    # Given an imported object, and the account's budget paused for a minute by a 429
+    # another caller saw
+    function = function_with(settings, captured_log, "delete")
+    hashed_id = imported(function, created(stack.bucket, "paused.mp4", "0A"), captured_log)
+    asked = len(wistia_emulator.requests())
+    DynamoDBSchedule(boto3.client("dynamodb"), stack.resources["RateBudgetTable"]).pause(
+        time.time() + 60
+    )
+    event = deleted(stack.bucket, "paused.mp4", "0B")
+
+    # When its deletion arrives in an invocation that ends before the pause does
+    function = function_with(settings, captured_log, "delete")  # a new environment
+    with pytest.raises(RetryableError, match="request budget"):
+        handle_event(
+            event,
+            LambdaContext(timeout_seconds=5),
+            function.importer,
+            function.dead_letters,
+            captured_log.logger,
+            function.removals,
+        )
+
+    # Then Wistia was asked nothing and the media is still there; once the pause is over
+    # (the item gone here), the retry deletes it
+    assert len(wistia_emulator.requests()) == asked
+    assert media(wistia_emulator, hashed_id)["deleted"] is False
+    boto3.client("dynamodb").delete_item(
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY
+    )
+    deliver(function_with(settings, captured_log, "delete"), event, captured_log)
+    assert media(wistia_emulator, hashed_id)["deleted"] is True
 
 
 def test_a_refused_deletion_is_redriven_once_the_token_may_delete(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from local_stack.aws import LocalAws
 from local_stack.events import s3_record, upload
 from local_stack.harness import CapturedLogger, CountingMetrics, LambdaContext, drain, record_of
 from local_stack.template import Stack
+from s3_to_wistia.adapters.budget import BUDGET_KEY
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.events import parse_notification
@@ -107,6 +109,35 @@ def test_an_overwrite_is_swapped_into_the_original_media_which_keeps_its_hashed_
     assert swap["replacement_hashed_id"] == second["wistia_hashed_id"]
     assert swap["sha256"] == hashlib.sha256(new_bytes).hexdigest()
     assert media(wistia_emulator, original)["sha256"] == hashlib.sha256(new_bytes).hexdigest()
+
+
+def test_a_429_to_a_swap_pauses_the_whole_accounts_budget_and_the_swap_waits(
+    stack: Stack,
+    function: ImportFunction,
+    captured_log: CapturedLogger,
+    wistia_emulator: WistiaEmulator,
+) -> None:
+    # Given an overwritten key whose new media is ready, and Wistia about to throttle
+    first = written(function, captured_log, stack.bucket, "busy.mp4", mp4_bytes(b"v1"), "0A")
+    settle(stack, wistia_emulator)
+    second = written(function, captured_log, stack.bucket, "busy.mp4", mp4_bytes(b"v2"), "0B")
+    settle(stack, wistia_emulator)  # ready + listed for its swap
+    due = current(stack, "busy.mp4", second).get("swap_status")
+    wistia_emulator.add_fault(
+        Fault(kind="rate_limit", count=1, retry_after=30, match_method="PUT", match_path="/*")
+    )
+
+    # When the poller's run asks for the swap and Wistia answers 429, Retry-After 30
+    poller(stack, wistia_emulator.url)()
+
+    # Then every caller of the account is paused, and the swap is left for a later run
+    budget = boto3.client("dynamodb").get_item(
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
+    )["Item"]
+    assert time.time() + 25 < float(budget["paused_until"]["N"]) <= time.time() + 30
+    assert current(stack, "busy.mp4", second).get("swap_status") == due
+    assert wistia_emulator.swaps() == []
+    assert first["wistia_hashed_id"] != second["wistia_hashed_id"]
 
 
 def test_three_quick_overwrites_swap_only_the_latest_in(

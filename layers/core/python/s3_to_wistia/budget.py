@@ -12,7 +12,8 @@ after booking wastes its slot, and the schedule goes on.
   10 s, the poller only when less than 1 s is booked, so it takes what imports leave, and
   everybody gets the whole rate when alone.
 - Pause: a 429 or 503 with Retry-After pauses the whole schedule: nobody in the account
-  gets a slot before it ends (MAX_PAUSE_SECONDS at most).
+  gets a slot before it ends (MAX_PAUSE_SECONDS at most). Every caller that sees one
+  pauses it (`pause_if_told`).
 - Amortised: when the schedule is idle a booking takes the slots one process can use within
   the pace's tolerance (up to MAX_STASH), usable at once; concurrent callers in one process
   share one booking. The store is written once per several requests when the account is
@@ -23,13 +24,20 @@ Nothing here does I/O itself: the store is a port (DynamoDB in AWS, memory in on
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from s3_to_wistia.ports import ScheduleStore
+from s3_to_wistia.errors import RetryableError
+from s3_to_wistia.rules import parse_retry_after
+
+if TYPE_CHECKING:
+    from s3_to_wistia.model import WistiaAnswer
+    from s3_to_wistia.ports import RateBudget, RequestBudget, ScheduleStore
 
 # The callers, by the names every entry point uses; their share of the booking horizon.
 IMPORTS = "imports"  # the import function (S3 events)
@@ -47,6 +55,10 @@ HEADROOM = 0.03
 TOLERANCE_SHARE = 0.01
 MAX_STASH = 30
 MAX_PAUSE_SECONDS = 120.0
+# Wistia's answers that pause the whole account's budget when they carry Retry-After.
+PAUSING_STATUSES = frozenset({429, 503})
+# A slot is worth waiting for only if the request has this long left after it.
+MIN_CALL_SECONDS = 1.0
 # A thread waiting for another's booking looks again at least this often.
 WAIT_SLICE_SECONDS = 1.0
 
@@ -223,6 +235,19 @@ class MemorySchedule:
     def pause(self, until: float) -> None:
         with self._lock:
             self._paused_until = max(self._paused_until, until)
+
+
+def pause_if_told(
+    budget: RateBudget | RequestBudget, answer: WistiaAnswer, now: float
+) -> float | None:
+    """Retry-After's seconds, if the answer has one. On a 429 or 503 they pause every caller
+    in the account, not only the one that saw it; a pause that cannot be shared (the
+    budget's table unavailable) is Wistia's to repeat to the others."""
+    seconds = parse_retry_after(answer.retry_after, now)
+    if seconds is not None and answer.status in PAUSING_STATUSES:
+        with contextlib.suppress(RetryableError):
+            budget.pause(seconds)
+    return seconds
 
 
 class Unmetered:

@@ -13,14 +13,17 @@ touched only when all of these hold:
   project did not create are never touched.
 A refusal (a token without delete rights, 401/403) is one dead letter that a redrive
 follows again once the token has the rights; 429, 5xx and timeouts hand the event back.
+The archive or delete is a request like any other: it waits for its slot in the account's
+request budget, and a 429 or 503 with Retry-After pauses the budget for everyone.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from s3_to_wistia.budget import IMPORTS, MIN_CALL_SECONDS, Unmetered, pause_if_told
 from s3_to_wistia.config import Settings
 from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord, RecordFields
 from s3_to_wistia.errors import (
@@ -38,6 +41,7 @@ from s3_to_wistia.ports import (
     MediaRemover,
     MetricSink,
     ObjectStore,
+    RateBudget,
     TokenProvider,
 )
 from s3_to_wistia.rules import (
@@ -77,6 +81,10 @@ class RemovalFollower:
     metrics: MetricSink
     log: Log
     clock: Callable[[], float] = time.time
+    # The account's request budget, booked as the import function's (wiring shares the
+    # importer's): deletions and imports come from the same S3 events.
+    budget: RateBudget = field(default_factory=Unmetered)
+    caller: str = IMPORTS
 
     def follow(self, removal: Removal, deadline: float) -> Outcome:
         """Record the deletion and, when ON_DELETE asks and nothing forbids it, archive or
@@ -158,6 +166,11 @@ class RemovalFollower:
     def _act(self, decision: Decision, deadline: float) -> Decision:
         hashed_id = decision.hashed_id or ""
         token = self.tokens.get()
+        if not self.budget.take(self.caller, deadline - MIN_CALL_SECONDS):
+            raise RetryableError(
+                f"no slot of the account's request budget left for the {decision.action} "
+                "before the invocation's deadline"
+            )
         try:
             if decision.action == "archive":
                 answer = self.wistia.archive_media(hashed_id, token, deadline)
@@ -165,6 +178,7 @@ class RemovalFollower:
                 answer = self.wistia.delete_media(hashed_id, token, deadline)
         except WistiaUnreachable as error:
             raise RetryableError(f"Wistia did not answer the {decision.action}: {error}") from None
+        pause_if_told(self.budget, answer, self.clock())
         done = ARCHIVED if decision.action == "archive" else DELETED
         return judge_removal(answer, decision, done)
 

@@ -15,7 +15,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from s3_to_wistia.budget import IMPORTS, Unmetered
+from s3_to_wistia.budget import IMPORTS, MIN_CALL_SECONDS, PAUSING_STATUSES, Unmetered
 from s3_to_wistia.config import Settings
 from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, ImportRecord, RecordFields
 from s3_to_wistia.deletions import GONE_AT_WISTIA, latest_import
@@ -90,10 +90,6 @@ from s3_to_wistia.times import iso, iso_now, iso_precise
 
 # Time kept back from the invocation's deadline to write the record or dead letter.
 FINISH_RESERVE_SECONDS = 2.0
-# A slot of the request budget is worth waiting for only if the request has this long left.
-MIN_CALL_SECONDS = 1.0
-# Wistia's answers that pause the whole account's budget when they carry Retry-After.
-PAUSING_STATUSES = frozenset({429, 503})
 # S3's two reads of an object (HEAD, and the probe through the URL) run beside its claim:
 # two threads for each of the records an SQS batch imports at once.
 READ_THREADS = 20

@@ -20,7 +20,6 @@ the run still succeeds so Lambda does not retry it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from s3_to_wistia import config
+from s3_to_wistia.budget import pause_if_told
 from s3_to_wistia.errors import PermanentError, RetryableError, WistiaUnreachable
 from s3_to_wistia.media_events import poll_events
 from s3_to_wistia.media_status import StatusUpdater, Tally
@@ -42,7 +42,6 @@ from s3_to_wistia.ports import (
     RequestBudget,
     TokenProvider,
 )
-from s3_to_wistia.rules import parse_retry_after
 from s3_to_wistia.swaps import Swapper, SwapReport
 from s3_to_wistia.times import iso_precise
 
@@ -278,7 +277,7 @@ class StatusPoller:
             stop = judge_lookup(answer)
             if stop is not None:
                 report.detail = f"HTTP {answer.status}"
-                _pause_if_told(budget, answer, self.clock())
+                pause_if_told(budget, answer, self.clock())
                 return stop
             return self._apply(answer, hashed_ids, keys, read_at, report)
 
@@ -332,16 +331,6 @@ class StatusPoller:
             detail=report.detail or None,
             **report.as_dict(),
         )
-
-
-def _pause_if_told(budget: RequestBudget, answer: WistiaAnswer, now: float) -> None:
-    """A 429 or 503 with Retry-After pauses every caller sharing the budget, not only this
-    run (which stops anyway); a pause that cannot be shared is Wistia's to repeat."""
-    seconds = parse_retry_after(answer.retry_after, now)
-    if seconds is None or answer.status not in (429, 503):
-        return
-    with contextlib.suppress(RetryableError):
-        budget.pause(seconds)
 
 
 def judge_lookup(answer: WistiaAnswer) -> Stop | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from s3_to_wistia.budget import pause_if_told
 from s3_to_wistia.contracts import DeadLetterMessage, ImportRecord
 from s3_to_wistia.errors import PermanentError, RetryableError, WistiaUnreachable
 from s3_to_wistia.model import RecordKey, WistiaAnswer
@@ -99,7 +100,7 @@ class Swapper:
             report.requests += 1
             key = RecordKey(record.object_uri, record.object_version)
             try:
-                self._advance(record, key, deadline, report)
+                self._advance(record, key, deadline, budget, report)
             except PermanentError as error:
                 self._dead_letter(
                     record, key, REFUSED, error.reason, error.http_status, error.wistia_error
@@ -113,10 +114,15 @@ class Swapper:
         return report
 
     def _advance(
-        self, record: ImportRecord, key: RecordKey, deadline: float, report: SwapReport
+        self,
+        record: ImportRecord,
+        key: RecordKey,
+        deadline: float,
+        budget: RequestBudget,
+        report: SwapReport,
     ) -> None:
         if record.swap_status == REQUESTED:
-            self._follow_job(record, key, deadline, report)
+            self._follow_job(record, key, deadline, budget, report)
             return
         if self._superseded(record):
             self.records.set_swap(key, SUPERSEDED, {}, done=True)
@@ -125,6 +131,7 @@ class Swapper:
             return
         original, replacement = str(record.replaces_wistia_hashed_id), str(record.wistia_hashed_id)
         answer = self.wistia.swap_media(original, replacement, self.tokens.get(), deadline)
+        pause_if_told(budget, answer, self.clock())
         if answer.status == 404:
             # The original is gone at Wistia: the new media stays, a media of its own.
             self.records.set_swap(key, ORIGINAL_GONE, {}, done=True)
@@ -142,9 +149,15 @@ class Swapper:
         report.requested += 1
 
     def _follow_job(
-        self, record: ImportRecord, key: RecordKey, deadline: float, report: SwapReport
+        self,
+        record: ImportRecord,
+        key: RecordKey,
+        deadline: float,
+        budget: RequestBudget,
+        report: SwapReport,
     ) -> None:
         answer = self.wistia.background_job(str(record.swap_job_id), self.tokens.get(), deadline)
+        pause_if_told(budget, answer, self.clock())
         judge_swap_answer(answer)
         body = parse_body(answer)
         job = body.get("background_job_status") or body if isinstance(body, dict) else {}

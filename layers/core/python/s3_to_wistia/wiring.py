@@ -172,6 +172,8 @@ def build_import_function(
         tokens=importer.tokens,
         metrics=metrics,
         log=log,
+        budget=importer.budget,
+        caller=importer.caller,
     )
     return ImportFunction(importer, dead_letters, removals)
 
