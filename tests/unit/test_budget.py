@@ -277,3 +277,59 @@ def test_threads_of_one_process_share_a_booking() -> None:
     # Then each got one, from one write (two if the first slots aged out meanwhile)
     assert results == [True] * 10
     assert len(store.bookings) <= 2
+
+
+@dataclass
+class Crowded:
+    """A schedule other callers keep full: the first `refusals` bookings find it booked to
+    the caller's horizon and a slot beyond (someone else got each slot that opened)."""
+
+    world: World
+    refusals: int
+    attempts: list[float] = field(default_factory=list)
+
+    def book(
+        self, slots: int, idle_slots: int, spacing: float, now: float, latest_start: float
+    ) -> Booked | Later:
+        self.attempts.append(self.world.now)
+        if len(self.attempts) <= self.refusals:
+            return Later(latest_start + spacing)
+        return Booked(now, slots)
+
+    def pause(self, until: float) -> None:
+        return None
+
+
+def test_a_caller_refused_again_and_again_backs_off_up_to_its_horizon() -> None:
+    # Given a schedule other callers keep booked to the horizon (hundreds of invocations
+    # waiting), and a caller whose random share of each back-off is the whole window
+    world = World()
+    store = Crowded(world, refusals=9)
+    budget = SharedBudget(
+        store, PACE, clock=lambda: world.now, sleep=world.sleep, jitter=lambda: 1.0
+    )
+
+    # When it waits for a slot
+    assert budget.take(IMPORTS, deadline=START + 600)
+
+    # Then it asked again after a window doubling each time (from two slots), up to the
+    # 10 s the imports' horizon spans, not at every slot that opened: each of those asks is
+    # a write to the one item every caller of the account books on
+    gaps = [b - a for a, b in itertools.pairwise(store.attempts)]
+    windows = [min(10.0, PACE.spacing * 2**n) for n in range(1, 10)]
+    assert gaps == pytest.approx([PACE.spacing + w for w in windows])
+    assert max(gaps) == pytest.approx(PACE.spacing + 10.0)
+
+
+def test_the_back_off_never_waits_past_the_deadline() -> None:
+    world = World()
+    budget = SharedBudget(
+        Crowded(world, refusals=100),
+        PACE,
+        clock=lambda: world.now,
+        sleep=world.sleep,
+        jitter=lambda: 1.0,
+    )
+
+    assert budget.take(IMPORTS, deadline=START + 20) is False
+    assert world.now <= START + 20 + PACE.spacing

@@ -25,6 +25,7 @@ Nothing here does I/O itself: the store is a port (DynamoDB in AWS, memory in on
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections import deque
@@ -119,11 +120,13 @@ class SharedBudget:
         pace: Pace,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
         self._pace = pace
         self._clock = clock
         self._sleep = sleep
+        self._jitter = jitter
         self._ready = threading.Condition()
         # Booked by this process, not used yet: (usable from, slot time).
         self._slots: deque[tuple[float, float]] = deque()
@@ -134,6 +137,7 @@ class SharedBudget:
     def take(self, caller: str, deadline: float) -> bool:
         """Wait for a slot; False when none can be had by `deadline` (epoch seconds)."""
         ahead = lookahead(caller)
+        refused = 0
         while self._clock() <= deadline:
             usable_from, book = self._local_slot(deadline)
             if usable_from is not None:
@@ -146,8 +150,17 @@ class SharedBudget:
                 continue
             if retry_at > deadline:
                 return False
-            self._wait_until(retry_at)
+            refused += 1
+            self._wait_until(min(deadline, retry_at + self._backoff(refused, ahead)))
         return False
+
+    def _backoff(self, refused: int, ahead: float) -> float:
+        """Told "later" `refused` times in a row: a random share of a window that doubles
+        each time, up to the caller's horizon. Every caller told "later" learns the same
+        first free slot; without it they would all write at that moment, one would get
+        the slot, and the table would take a write per waiting caller per slot."""
+        window = min(ahead, self._pace.spacing * 2.0**refused)
+        return self._jitter() * window
 
     def pause(self, seconds: float) -> None:
         """Nobody in the account gets a slot for `seconds` (at most MAX_PAUSE_SECONDS)."""
