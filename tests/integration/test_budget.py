@@ -115,11 +115,11 @@ def test_the_shared_budget_over_dynamodb_paces_processes_and_refuses_the_poller(
 ) -> None:
     pace = Pace.of(6000, window_seconds=1.0)
     budgets = [SharedBudget(schedule(stack), pace) for _ in range(3)]
-    schedule(stack).book(1, 1, 30.0, time.time(), time.time() + 60)  # imports hold 30 s
+    schedule(stack).book(1, 1, 5.0, time.time(), time.time() + 60)  # imports hold 5 s
 
     assert budgets[0].take(POLLER, deadline=time.time() + 2.0) is False
     before = item(stack)["next_slot_at"]
-    assert budgets[1].take(IMPORTS, deadline=time.time() + 0.5) is False  # 30 s is too far
+    assert budgets[1].take(IMPORTS, deadline=time.time() + 0.5) is False  # 5 s is too far
     assert item(stack)["next_slot_at"] == before  # the refusals booked nothing
 
 
@@ -197,3 +197,50 @@ def test_without_a_budget_table_the_backfill_keeps_to_its_own_pace(
     # BACKFILL_REQUESTS_PER_MINUTE over BACKFILL_CONCURRENCY instances: one call every 2 s each
     assert isinstance(function.importer.wistia, PacedWistia)
     assert function.importer.wistia.pace.interval == 2.0
+
+
+def skewed(stack: Stack, seconds: float) -> SharedBudget:
+    """A process whose clock is `seconds` off (a laptop running the CLI, say)."""
+
+    def clock() -> float:
+        return time.time() + seconds
+
+    client = boto3.session.Session().client("dynamodb")
+    store = DynamoDBSchedule(client, stack.resources["RateBudgetTable"], clock=clock)
+    return SharedBudget(store, Pace.of(600), clock=clock)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(3600.0, "ahead of"), (-3600.0, "behind")])
+def test_a_process_whose_clock_is_wrong_is_refused_naming_its_clock(
+    stack: Stack, seconds: float, words: str
+) -> None:
+    with pytest.raises(RetryableError, match=f"clock is 3(599|600|601) s {words} AWS's"):
+        skewed(stack, seconds).take(IMPORTS, deadline=time.time() + seconds + 30)
+
+
+def test_what_a_clock_an_hour_fast_booked_holds_nobody_back(stack: Stack) -> None:
+    # Given a process whose clock is an hour fast booked (and was refused: too late, the
+    # frontier is an hour ahead of everybody else's now)
+    with pytest.raises(RetryableError, match="clock"):
+        skewed(stack, 3600.0).take(IMPORTS, deadline=time.time() + 3630)
+    assert item(stack)["next_slot_at"] > time.time() + 3000
+
+    # When a process with the right time wants to send within five seconds
+    right = SharedBudget(schedule(stack), Pace.of(600))
+    took = right.take(IMPORTS, deadline=time.time() + 5.0)
+
+    # Then it gets its slot: the hour was put back to now, not waited out
+    assert took is True
+    assert item(stack)["next_slot_at"] < time.time() + 5.0
+
+
+def test_a_pause_an_hour_long_from_a_wrong_clock_is_put_back(stack: Stack) -> None:
+    # Given a pause's end an hour away (Retry-After is capped at 120 s: a wrong clock wrote it)
+    schedule(stack).pause(time.time() + 3600)
+
+    # When a process with the right time wants to send
+    took = SharedBudget(schedule(stack), Pace.of(600)).take(IMPORTS, time.time() + 5.0)
+
+    # Then it does, and the pause ends now
+    assert took is True
+    assert item(stack)["paused_until"] <= time.time()

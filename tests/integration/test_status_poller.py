@@ -224,10 +224,11 @@ def test_while_imports_fill_the_budget_the_poller_asks_nothing_and_loses_nothing
     import_all(stack, importer, captured_log, 3)
     assert wistia_emulator.wait_until_settled(timeout=20)
     asked = len(lookups(wistia_emulator))
-    # Given imports that have booked the next 30 seconds of the account's requests
+    # Given imports that have booked the next 10 seconds of the account's requests (all
+    # their horizon)
     client = boto3.session.Session().client("dynamodb")
     schedule = DynamoDBSchedule(client, stack.resources["RateBudgetTable"])
-    schedule.book(1, 1, 30.0, time.time(), time.time() + 60)
+    schedule.book(1, 1, 10.0, time.time(), time.time() + 60)
 
     report = poller(stack, wistia_emulator.url)()
 

@@ -185,7 +185,9 @@ class SharedBudget:
                 self._waiting -= 1
                 return None, 0
             self._booking = True
-            return None, 1 + self._waiting
+            # One booking serves the threads waiting now, up to MAX_STASH of them: the
+            # schedule never runs further ahead of any clock than its stores can tell.
+            return None, min(MAX_STASH, 1 + self._waiting)
 
     def _book(self, wanted: int, ahead: float, deadline: float) -> float | None:
         """Book `wanted` slots (more when the schedule is idle); None when booked, else
