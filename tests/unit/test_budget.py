@@ -333,3 +333,25 @@ def test_the_back_off_never_waits_past_the_deadline() -> None:
 
     assert budget.take(IMPORTS, deadline=START + 20) is False
     assert world.now <= START + 20 + PACE.spacing
+
+
+def test_a_pause_that_comes_while_a_thread_waits_for_its_slot_holds_it_back() -> None:
+    # Given a thread waiting for its slot 2 s ahead, while another thread of the process
+    # is answered 429 with Retry-After: 5
+    world, store = World(), CountingStore()
+    store.schedule.book(1, 1, 2.0, START, START + 10)  # the next 2 s are someone else's
+    told: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not told:
+            told.append(world.now)
+            budget.pause(5.0)
+        world.sleep(seconds)
+
+    budget = SharedBudget(store, PACE, clock=lambda: world.now, sleep=sleep)
+
+    # When the waiting thread wakes at its slot
+    assert budget.take(IMPORTS, deadline=START + 60)
+
+    # Then it does not send inside the pause: it goes once the pause is over
+    assert world.now >= START + 5.0

@@ -142,6 +142,8 @@ class SharedBudget:
             usable_from, book = self._local_slot(deadline)
             if usable_from is not None:
                 self._wait_until(usable_from)
+                if self._clock() < self._paused_until:
+                    continue  # another thread was told to pause meanwhile: not this slot
                 return True
             if not book:
                 continue  # another thread booked meanwhile: look at its slots
