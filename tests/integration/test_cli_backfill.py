@@ -24,6 +24,7 @@ from local_stack.events import s3_notification, upload
 from local_stack.functions import ExecutionEnvironments
 from local_stack.harness import CapturedLogger, LambdaContext, make_importer, record_of
 from local_stack.template import Stack
+from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
 from s3_to_wistia.cli import resources
 from s3_to_wistia.cli.main import main
 from s3_to_wistia.config import Settings
@@ -384,6 +385,39 @@ def test_reconcile_puts_every_object_in_one_state_and_says_what_to_do(
     assert "dead-lettered\t1\tfix the cause in the dead letter" in text.out
     lookups = [r for r in wistia_emulator.requests() if r["path"] == "/v1/medias.json"]
     assert lookups[-1]["query"]["per_page"] == "100"
+
+
+def test_reconcile_books_its_lookups_on_the_accounts_budget_and_yields_to_a_pause(
+    stack: Stack,
+    wistia_emulator: WistiaEmulator,
+    local_stack_variables: dict[str, str],
+    importer: Importer,
+    captured_log: CapturedLogger,
+    cli: Any,
+) -> None:
+    # Given an imported object, and the account's request budget paused for two minutes
+    # (a 429 with Retry-After another caller saw)
+    event_import(importer, captured_log, stack.bucket, "a.mp4")
+    assert wistia_emulator.wait_until_settled()
+    table = stack.resources["RateBudgetTable"]
+    DynamoDBSchedule(boto3.client("dynamodb"), table).pause(time.time() + 120)
+    asked = len(wistia_emulator.requests())
+
+    # When reconcile runs
+    paused = cli("reconcile", "--local", "--json")
+
+    # Then it asks Wistia nothing (no slot for a minute), and says why
+    assert len(wistia_emulator.requests()) == asked
+    assert paused.json()["counts"]["not checked at Wistia"] == 1
+    assert "request budget had no slot for reconcile" in paused.err
+
+    # and once the pause is over (the budget's item gone here), its lookup is booked there
+    boto3.client("dynamodb").delete_item(TableName=table, Key=BUDGET_KEY)
+    started = time.time()
+    run = cli("reconcile", "--local", "--json")
+    assert run.json()["counts"]["ready"] == 1
+    budget = boto3.client("dynamodb").get_item(TableName=table, Key=BUDGET_KEY)["Item"]
+    assert float(budget["next_slot_at"]["N"]) > started
 
 
 def test_reconcile_with_a_token_that_cannot_read_says_so_and_checks_nothing_at_wistia(

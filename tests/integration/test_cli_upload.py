@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import pytest
 from integration.clitools import CLI, Run, run_on_terminal
 from local_stack.aws import LocalAws
 from local_stack.template import Stack
+from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.budget import MAX_PAUSE_SECONDS
 from s3_to_wistia.cli.local import LocalStack
 from s3_to_wistia.cli.main import main
 from wistia_emulator import Fault, WistiaEmulator
@@ -381,6 +384,60 @@ def test_local_takes_the_functions_variables(
 
     assert run.code == 0, run.err
     assert len(wistia_emulator.medias()) == 1
+
+
+def test_upload_books_on_the_stacks_request_budget_and_a_429_pauses_it_for_all(
+    cli: Any,
+    stack: Stack,
+    wistia_emulator: WistiaEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the stack's functions' variables (the budget table among them), and Wistia
+    # about to answer the first try 429, Retry-After 1
+    for name, value in stack.environment_for(wistia_emulator.url).items():
+        monkeypatch.setenv(name, value)
+    table = stack.resources["RateBudgetTable"]
+    wistia_emulator.add_fault(Fault(kind="rate_limit", count=1, retry_after=1))
+    clip = media_file(tmp_path, "clip.mp4", 10_000)
+    started = time.time()
+
+    run = cli("upload", str(clip), target=("--local",))
+
+    # Then both tries were booked on the account's schedule, and the 429 paused it for
+    # every caller, not only for this command
+    assert run.code == 0, run.err
+    budget = {
+        k: float(v["N"])
+        for k, v in boto3.client("dynamodb")
+        .get_item(TableName=table, Key=BUDGET_KEY, ConsistentRead=True)["Item"]
+        .items()
+        if "N" in v
+    }
+    assert budget["next_slot_at"] > started
+    assert started + 0.5 < budget["paused_until"] <= time.time() + 1
+
+
+def test_while_the_budget_is_paused_upload_sends_nothing_and_says_so(
+    cli: Any,
+    stack: Stack,
+    wistia_emulator: WistiaEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in stack.environment_for(wistia_emulator.url).items():
+        monkeypatch.setenv(name, value)
+    schedule = DynamoDBSchedule(boto3.client("dynamodb"), stack.resources["RateBudgetTable"])
+    # A pause a little longer than upload waits for a slot (120 s), as long as any caller
+    # may write (a longer one would be a wrong clock's, and put back)
+    schedule.pause(time.time() + MAX_PAUSE_SECONDS + 1.5)
+    clip = media_file(tmp_path, "clip.mp4", 10_000)
+
+    run = cli("upload", str(clip), "--json", target=("--local",))
+
+    assert run.code == 1
+    assert "request budget had no slot" in run.json()["uploads"][0]["error"]
+    assert uploads(wistia_emulator) == []
 
 
 def test_local_uploads_to_the_local_stack_make_local_keeps_up(

@@ -23,6 +23,7 @@ from s3_to_wistia.redact import redact
 from s3_to_wistia.redrive import Invocation
 
 if TYPE_CHECKING:
+    from s3_to_wistia.ports import RateBudget
     from s3_to_wistia.wiring import ImportFunction
 
 
@@ -56,6 +57,22 @@ def build_function(
     return build_import_function(
         settings, NoteLog(out), metrics or CountingMetrics(), target.session, caller=CLI
     )
+
+
+def stack_budget(target: Target, out: Output) -> RateBudget | None:
+    """The account's request budget as the stack's functions book it (the budget table of
+    their environment), for the command line's own requests; None, with a note, when the
+    stack's function cannot be read or keeps no budget table."""
+    from s3_to_wistia.wiring import build_rate_budget
+
+    try:
+        settings = function_settings(target)
+    except CliError as error:
+        out.note(f"not booking on the stack's request budget: {error}")
+        return None
+    if settings.rate_budget_table is None:
+        return None
+    return build_rate_budget(settings, session=target.session)
 
 
 @dataclass

@@ -3,6 +3,7 @@ Wistia side by side, every object in one state, and with --fix a backfill of wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import time
@@ -11,11 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from s3_to_wistia.adapters.wistia import MAX_LOOKUP_IDS
+from s3_to_wistia.budget import PAUSING_STATUSES, RECONCILE
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.backfill import (
     NEEDS,
@@ -31,8 +33,12 @@ from s3_to_wistia.cli.inventory import JobPlan, Listed, Selection, confirm_size,
 from s3_to_wistia.cli.output import Output
 from s3_to_wistia.cli.resources import BUCKET, TABLE, Target
 from s3_to_wistia.contracts import ImportRecord
+from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.model import WistiaAnswer
 from s3_to_wistia.rules import parse_retry_after
+
+if TYPE_CHECKING:
+    from s3_to_wistia.ports import RateBudget
 
 DEFAULT_RATE = 100  # Data API requests a minute: reconcile is the least urgent caller
 DEFAULT_BUDGET = 1000  # requests: 100,000 medias
@@ -132,15 +138,28 @@ def batches(hashed_ids: Iterable[str]) -> Iterator[list[str]]:
 
 @dataclass
 class Pace:
-    """Requests no closer together than `interval` seconds."""
+    """Requests no closer together than `interval` seconds; with the stack's budget table,
+    each also booked on the account's shared request budget as reconcile (it takes what
+    the functions leave)."""
 
     interval: float
     sleep: Callable[[float], None]
     last: float = 0.0
+    shared: RateBudget | None = None
 
-    def wait(self) -> None:
+    def wait(self) -> bool:
+        """False when the shared budget had no slot for reconcile within LONGEST_WAIT."""
         self.sleep(max(0.0, self.last + self.interval - time.monotonic()))
+        if self.shared is not None and not self.shared.take(RECONCILE, time.time() + LONGEST_WAIT):
+            return False
         self.last = time.monotonic()
+        return True
+
+    def pause(self, seconds: float) -> None:
+        """Wistia's Retry-After, for every caller of the account."""
+        if self.shared is not None:
+            with contextlib.suppress(RetryableError):
+                self.shared.pause(seconds)
 
 
 def look_up(
@@ -150,12 +169,14 @@ def look_up(
     budget: int,
     rate: int,
     sleep: Callable[[float], None] = time.sleep,
+    shared: RateBudget | None = None,
 ) -> Lookup:
     """Each media's status, 100 a request at `rate` requests a minute, at most `budget`
-    requests; 429 and 503 wait out Retry-After (up to a minute) and count as requests.
+    requests, each booked on the account's `shared` budget when there is one; 429 and 503
+    wait out Retry-After (up to a minute; the shared budget too) and count as requests.
     `hashed_ids` may arrive while the lookups go on (the records are still being read)."""
     lookup = Lookup({}, set())
-    pace = Pace(60.0 / rate, sleep)
+    pace = Pace(60.0 / rate, sleep, shared=shared)
     for batch in batches(hashed_ids):
         answer = ask(wistia, token, batch, lookup, budget, pace)
         if answer is None:
@@ -182,13 +203,25 @@ def ask(
     """One batch's answer, 429 and 503 waited out; None (and a note) when the budget ran out
     or Wistia asked for a longer wait than LONGEST_WAIT."""
     while lookup.requests < budget:
-        pace.wait()
+        try:
+            booked = pace.wait()
+        except RetryableError as error:
+            lookup.note = f"{error}: the rest is not checked"
+            return None
+        if not booked:
+            lookup.note = (
+                "the account's request budget had no slot for reconcile for a minute (the "
+                "functions are using it all): the rest is not checked"
+            )
+            return None
         answer = wistia.medias_by_hashed_ids(list(batch), token)
         lookup.requests += 1
         if answer.status not in (429, 503):
             return answer
         lookup.throttled += 1
         wait = parse_retry_after(answer.retry_after, time.time()) or pace.interval
+        if answer.status in PAUSING_STATUSES and answer.retry_after:
+            pace.pause(wait)
         if wait > LONGEST_WAIT:
             lookup.note = f"Wistia asked to wait {wait:.0f} s; the rest is not checked"
             return None
@@ -332,9 +365,14 @@ def read_records_and_look_up(
         while (hashed_id := found.get()) is not None:
             yield hashed_id
 
+    from s3_to_wistia.cli.function import stack_budget
+
+    shared = stack_budget(target, out)
     out.note(f"Reading the records and looking their medias up in Wistia ({rate} a minute)...")
     with ThreadPoolExecutor(1, thread_name_prefix="wistia-lookups") as pool:
-        lookups = pool.submit(look_up, wistia, token, hashed_ids(), budget, rate)
+        lookups = pool.submit(
+            look_up, wistia, token, hashed_ids(), budget, rate, time.sleep, shared
+        )
         seen: set[str] = set()
         try:
             for start in range(0, len(listed), RECORDS_AT_A_TIME):

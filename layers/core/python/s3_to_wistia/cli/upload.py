@@ -8,6 +8,7 @@ import click
 
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.errors import FAILED, OK, UsageProblem
+from s3_to_wistia.cli.function import stack_budget
 from s3_to_wistia.cli.output import Output, human_size
 from s3_to_wistia.cli.resources import TOKEN_SECRET, UPLOAD_URL, Target
 from s3_to_wistia.cli.uploading import (
@@ -89,6 +90,7 @@ def upload(
         target.value(TOKEN_SECRET),
         RetryPolicy(max_attempts=attempts),
         warn=out.warn,
+        budget=stack_budget(target, out),
     )
     total = sum(file.size for file in checked)
     out.note(

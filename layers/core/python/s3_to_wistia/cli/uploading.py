@@ -20,14 +20,19 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from s3_to_wistia.adapters.multipart import MultipartFile, SourceFileError
 from s3_to_wistia.adapters.wistia import WistiaClient, WistiaUnreachable
+from s3_to_wistia.budget import CLI, pause_if_told
 from s3_to_wistia.cli.output import ProgressTask
+from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.rules import MAX_NAME_LENGTH, judge, parse_retry_after, retry_delay
+
+if TYPE_CHECKING:
+    from s3_to_wistia.ports import RateBudget
 
 # Sending can take long for a big file; after its last byte Wistia may take a while to
 # answer. A try that times out may still have created the media, so wait generously.
@@ -123,7 +128,11 @@ class Uploader:
         warn: Callable[[str], None] = lambda message: None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        budget: RateBudget | None = None,
     ) -> None:
+        # The account's request budget (the stack's, when there is one): each try books a
+        # slot as the command line, and a 429 or 503 with Retry-After pauses it for all.
+        self._budget = budget
         self._wistia = wistia
         self._token = token
         self._token_secret = token_secret
@@ -142,11 +151,30 @@ class Uploader:
         outcome = UploadOutcome(file=file.path, name=file.name, bytes=file.size)
         for attempt in range(1, self._policy.max_attempts + 1):
             outcome.attempts = attempt
+            if not self._slot(outcome):
+                return outcome
             retry = self._try(file, fields, outcome, progress)
             if retry is None or self._gives_up(outcome, retry, attempt):
                 return outcome
             self._wait(file, outcome, retry, attempt)
         raise AssertionError("the loop returns on its last attempt")
+
+    def _slot(self, outcome: UploadOutcome) -> bool:
+        """Wait for this try's slot in the account's request budget (False, with the
+        outcome's error, when none comes within the longest wait)."""
+        if self._budget is None:
+            return True
+        try:
+            if self._budget.take(CLI, time.time() + self._policy.longest_wait):
+                return True
+        except RetryableError as error:
+            outcome.error = f"{error}; not uploaded"
+            return False
+        outcome.error = (
+            f"the account's request budget had no slot for {self._policy.longest_wait:.0f} s "
+            "(the functions are using it all): try later"
+        )
+        return False
 
     def _try(
         self,
@@ -176,7 +204,11 @@ class Uploader:
         if not verdict.retryable:
             self._refused(outcome, answer.status, verdict.reason, verdict.video_limit)
             return None
-        retry_after = parse_retry_after(answer.retry_after, time.time())
+        retry_after = (
+            pause_if_told(self._budget, answer, time.time())
+            if self._budget is not None
+            else parse_retry_after(answer.retry_after, time.time())
+        )
         return _Retry(verdict.reason, retry_after=retry_after)
 
     def _gives_up(self, outcome: UploadOutcome, retry: _Retry, attempt: int) -> bool:
