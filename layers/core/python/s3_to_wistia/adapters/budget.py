@@ -77,25 +77,30 @@ class DynamoDBSchedule:
     ) -> Booked | Later:
         self._began = (self._clock(), time.monotonic())
         for _ in range(BOOKING_TRIES):
-            frontier, paused_until = self._seen
-            # The item only ever moves forward: what was seen is a lower bound.
-            start = max(frontier, paused_until, now)
-            wrong = self._wrong_clocks_mark(spacing)
-            if wrong and self._clock_checked:
-                self._put_back(wrong)
-                continue
-            if start > latest_start and not wrong:
-                return Later(start)
-            if start == now or wrong:
-                # (a mark to put back: first one answer, to check this process's clock)
-                booked = self._write(_IDLE, idle_slots, spacing, now, now, latest_start)
-            elif start == paused_until and paused_until > frontier:
-                booked = self._write(_PAUSED, slots, spacing, start, now, latest_start)
-            else:
-                booked = self._write(_BUSY, slots, spacing, start, now, latest_start)
-            if booked is not None:
-                return booked
+            answer = self._try(slots, idle_slots, spacing, now, latest_start)
+            if answer is not None:
+                return answer
         raise RetryableError("the request budget stayed contended; try again")
+
+    def _try(
+        self, slots: int, idle_slots: int, spacing: float, now: float, latest_start: float
+    ) -> Booked | Later | None:
+        """One try; None when it only learnt the item's state (or put a wrong mark back)."""
+        wrong = self._wrong_clocks_mark(spacing)
+        if wrong and self._clock_checked:
+            self._put_back(wrong)
+            return None
+        frontier, paused_until = self._seen
+        # The item only ever moves forward: what was seen is a lower bound.
+        start = max(frontier, paused_until, now)
+        if start > latest_start and not wrong:
+            return Later(start)
+        if start == now or wrong:
+            # (a mark to put back: first one answer, to check this process's clock)
+            return self._write(_IDLE, idle_slots, spacing, now, now, latest_start)
+        if start == paused_until and paused_until > frontier:
+            return self._write(_PAUSED, slots, spacing, start, now, latest_start)
+        return self._write(_BUSY, slots, spacing, start, now, latest_start)
 
     def pause(self, until: float) -> None:
         try:
