@@ -131,18 +131,25 @@ class DynamoDBSchedule:
 
     def _put_back(self, wrong: dict[str, float]) -> None:
         """Set the times a wrong clock wrote back to now, if they are still what was seen."""
-        now = self._clock()
         names = sorted(wrong)
+        self._update(
+            "SET " + ", ".join(f"{n} = :now" for n in names),
+            " AND ".join(f"{n} = :{n}" for n in names),
+            {":now": _number(self._clock()), **{f":{n}": _number(wrong[n]) for n in names}},
+        )
+
+    def _update(
+        self, update: str, condition: str, values: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """One conditional UpdateItem of the schedule; the item as it is then (as it was,
+        when the condition failed) is remembered. DynamoDB's answer, and whether it applied."""
         try:
-            answer = self._db.update_item(
+            answer: dict[str, Any] = self._db.update_item(
                 TableName=self._table,
                 Key=BUDGET_KEY,
-                UpdateExpression="SET " + ", ".join(f"{n} = :now" for n in names),
-                ConditionExpression=" AND ".join(f"{n} = :{n}" for n in names),
-                ExpressionAttributeValues={
-                    ":now": _number(now),
-                    **{f":{n}": _number(wrong[n]) for n in names},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -150,10 +157,11 @@ class DynamoDBSchedule:
             if _code(error) != "ConditionalCheckFailedException":
                 raise _classified(error, "book a slot") from error
             self._seen = _state(error.response.get("Item") or {})
-            return
+            return dict(error.response), False
         except BotoCoreError as error:
             raise RetryableError(f"the request budget could not be read: {error}") from error
         self._seen = _state(answer.get("Attributes") or {})
+        return answer, True
 
     def _check_clock(self, response: dict[str, Any]) -> None:
         """Refuse to book with a clock DynamoDB's answer says is wrong: DynamoDB's time
@@ -200,26 +208,10 @@ class DynamoDBSchedule:
         else:
             update = "SET next_slot_at = :end"
             values = {":start": _number(start), ":end": _number(start + count * spacing)}
-        try:
-            answer = self._db.update_item(
-                TableName=self._table,
-                Key=BUDGET_KEY,
-                UpdateExpression=update,
-                ConditionExpression=regime,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise _classified(error, "book a slot") from error
-            self._seen = _state(error.response.get("Item") or {})
-            self._check_clock(error.response)
-            return None
-        except BotoCoreError as error:
-            raise RetryableError(f"the request budget could not be read: {error}") from error
-        self._seen = _state(answer.get("Attributes") or {})
+        answer, applied = self._update(update, regime, values)
         self._check_clock(answer)
+        if not applied:
+            return None
         return Booked(self._seen[0] - count * spacing if regime is _BUSY else start, count)
 
 
