@@ -12,16 +12,20 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeDeserializer
 
+from s3_to_wistia.adapters.budget import BUDGET_KEY
 from s3_to_wistia.config import Settings
 from s3_to_wistia.importing import Importer
 from s3_to_wistia.redact import scrubbed_json
 from s3_to_wistia.wiring import build_importer
+
+if TYPE_CHECKING:
+    from local_stack.template import Stack
 
 _services = itertools.count(1)
 
@@ -94,6 +98,22 @@ def record_of(table: str, bucket: str, key: str, version: str) -> dict[str, Any]
     )
     found = item.get("Item")
     return {k: _deserializer.deserialize(v) for k, v in found.items()} if found else None
+
+
+def budget_times(stack: Stack) -> dict[str, float]:
+    """The stack's request budget as its table holds it (`next_slot_at`, `paused_until`,
+    epoch seconds); empty when nobody has booked yet."""
+    found = boto3.client("dynamodb").get_item(
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
+    )
+    return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
+
+
+def forget_budget(stack: Stack) -> None:
+    """Delete the stack's budget item: the schedule idle, any pause over."""
+    boto3.client("dynamodb").delete_item(
+        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY
+    )
 
 
 def submitted_imports(table: str, bucket: str, key: str) -> list[dict[str, Any]]:

@@ -15,9 +15,14 @@ import pytest
 from botocore.config import Config
 
 from local_stack.events import s3_notification, upload
-from local_stack.harness import CapturedLogger, CountingMetrics, LambdaContext
+from local_stack.harness import (
+    CapturedLogger,
+    CountingMetrics,
+    LambdaContext,
+    budget_times,
+)
 from local_stack.template import Stack
-from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.backfill import BackfillSettings
 from s3_to_wistia.budget import BACKFILL, IMPORTS, POLLER, Booked, Later, Pace, SharedBudget
 from s3_to_wistia.config import Settings
@@ -35,13 +40,6 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 def schedule(stack: Stack) -> DynamoDBSchedule:
     client = boto3.session.Session().client("dynamodb", config=Config(max_pool_connections=20))
     return DynamoDBSchedule(client, stack.resources["RateBudgetTable"])
-
-
-def item(stack: Stack) -> dict[str, float]:
-    found = boto3.client("dynamodb").get_item(
-        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
-    )
-    return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
 
 
 def test_processes_booking_at_once_never_share_a_slot(stack: Stack) -> None:
@@ -70,7 +68,7 @@ def test_processes_booking_at_once_never_share_a_slot(stack: Stack) -> None:
     assert len(starts) == 120
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) == pytest.approx(spacing, abs=1e-5)
-    assert item(stack)["next_slot_at"] == pytest.approx(starts[-1] + spacing, abs=1e-5)
+    assert budget_times(stack)["next_slot_at"] == pytest.approx(starts[-1] + spacing, abs=1e-5)
 
 
 def test_an_idle_schedule_lends_several_slots_and_a_busy_one_only_what_is_asked(
@@ -97,7 +95,7 @@ def test_a_pause_moves_every_later_booking_past_its_end(stack: Stack) -> None:
 
     assert isinstance(after, Booked)
     assert after.start == pytest.approx(now + 2.0)
-    assert item(stack)["paused_until"] == pytest.approx(now + 2.0)
+    assert budget_times(stack)["paused_until"] == pytest.approx(now + 2.0)
 
 
 def test_a_booking_beyond_the_latest_start_is_refused_and_books_nothing(stack: Stack) -> None:
@@ -107,7 +105,7 @@ def test_a_booking_beyond_the_latest_start_is_refused_and_books_nothing(stack: S
     refused = schedule(stack).book(1, 1, 0.1, now, now + 1.0)
 
     assert refused == Later(pytest.approx(now + 5.0))  # type: ignore[arg-type]
-    assert item(stack)["next_slot_at"] == pytest.approx(now + 5.0)
+    assert budget_times(stack)["next_slot_at"] == pytest.approx(now + 5.0)
 
 
 def test_the_shared_budget_over_dynamodb_paces_processes_and_refuses_the_poller(
@@ -118,9 +116,9 @@ def test_the_shared_budget_over_dynamodb_paces_processes_and_refuses_the_poller(
     schedule(stack).book(1, 1, 5.0, time.time(), time.time() + 60)  # imports hold 5 s
 
     assert budgets[0].take(POLLER, deadline=time.time() + 2.0) is False
-    before = item(stack)["next_slot_at"]
+    before = budget_times(stack)["next_slot_at"]
     assert budgets[1].take(IMPORTS, deadline=time.time() + 0.5) is False  # 5 s is too far
-    assert item(stack)["next_slot_at"] == before  # the refusals booked nothing
+    assert budget_times(stack)["next_slot_at"] == before  # the refusals booked nothing
 
 
 def test_a_missing_budget_table_is_a_retryable_error_naming_the_budget(stack: Stack) -> None:
@@ -156,7 +154,7 @@ def test_the_importer_books_its_submissions_on_the_stacks_budget(
 
     # Then their submissions were booked on the schedule every caller of the stack shares
     assert len(wistia_emulator.requests()) == 3
-    assert item(stack)["next_slot_at"] > started
+    assert budget_times(stack)["next_slot_at"] > started
 
 
 def test_without_a_table_the_budget_is_this_process_alone(settings: Settings) -> None:
@@ -180,7 +178,7 @@ def test_the_backfill_books_on_the_stacks_budget_instead_of_its_own_pace(
 
     # Then its submission was booked on the schedule every caller shares, as the backfill's
     assert outcome.status is Status.SUBMITTED
-    assert item(stack)["next_slot_at"] > started
+    assert budget_times(stack)["next_slot_at"] > started
     assert function.importer.caller == BACKFILL
     assert not isinstance(function.importer.wistia, PacedWistia)
 
@@ -223,7 +221,7 @@ def test_what_a_clock_an_hour_fast_booked_holds_nobody_back(stack: Stack) -> Non
     # frontier is an hour ahead of everybody else's now)
     with pytest.raises(RetryableError, match="clock"):
         skewed(stack, 3600.0).take(IMPORTS, deadline=time.time() + 3630)
-    assert item(stack)["next_slot_at"] > time.time() + 3000
+    assert budget_times(stack)["next_slot_at"] > time.time() + 3000
 
     # When a process with the right time wants to send within five seconds
     right = SharedBudget(schedule(stack), Pace.of(600))
@@ -231,7 +229,7 @@ def test_what_a_clock_an_hour_fast_booked_holds_nobody_back(stack: Stack) -> Non
 
     # Then it gets its slot: the hour was put back to now, not waited out
     assert took is True
-    assert item(stack)["next_slot_at"] < time.time() + 5.0
+    assert budget_times(stack)["next_slot_at"] < time.time() + 5.0
 
 
 def test_a_pause_an_hour_long_from_a_wrong_clock_is_put_back(stack: Stack) -> None:
@@ -243,4 +241,4 @@ def test_a_pause_an_hour_long_from_a_wrong_clock_is_put_back(stack: Stack) -> No
 
     # Then it does, and the pause ends now
     assert took is True
-    assert item(stack)["paused_until"] <= time.time()
+    assert budget_times(stack)["paused_until"] <= time.time()

@@ -22,9 +22,16 @@ from local_stack.batch_operations import GeneratedManifest, LambdaInvoke, Runner
 from local_stack.batch_report import CompletionReport, read_completion_report
 from local_stack.events import s3_notification, upload
 from local_stack.functions import ExecutionEnvironments
-from local_stack.harness import CapturedLogger, LambdaContext, make_importer, record_of
+from local_stack.harness import (
+    CapturedLogger,
+    LambdaContext,
+    budget_times,
+    forget_budget,
+    make_importer,
+    record_of,
+)
 from local_stack.template import Stack
-from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.cli import resources
 from s3_to_wistia.cli.main import main
 from s3_to_wistia.config import Settings
@@ -399,8 +406,9 @@ def test_reconcile_books_its_lookups_on_the_accounts_budget_and_yields_to_a_paus
     # (a 429 with Retry-After another caller saw)
     event_import(importer, captured_log, stack.bucket, "a.mp4")
     assert wistia_emulator.wait_until_settled()
-    table = stack.resources["RateBudgetTable"]
-    DynamoDBSchedule(boto3.client("dynamodb"), table).pause(time.time() + 120)
+    DynamoDBSchedule(boto3.client("dynamodb"), stack.resources["RateBudgetTable"]).pause(
+        time.time() + 120
+    )
     asked = len(wistia_emulator.requests())
 
     # When reconcile runs
@@ -412,12 +420,11 @@ def test_reconcile_books_its_lookups_on_the_accounts_budget_and_yields_to_a_paus
     assert "request budget had no slot for reconcile" in paused.err
 
     # and once the pause is over (the budget's item gone here), its lookup is booked there
-    boto3.client("dynamodb").delete_item(TableName=table, Key=BUDGET_KEY)
+    forget_budget(stack)
     started = time.time()
     run = cli("reconcile", "--local", "--json")
     assert run.json()["counts"]["ready"] == 1
-    budget = boto3.client("dynamodb").get_item(TableName=table, Key=BUDGET_KEY)["Item"]
-    assert float(budget["next_slot_at"]["N"]) > started
+    assert budget_times(stack)["next_slot_at"] > started
 
 
 def test_reconcile_with_a_token_that_cannot_read_says_so_and_checks_nothing_at_wistia(

@@ -21,8 +21,9 @@ import pytest
 
 from integration.clitools import CLI, Run, run_on_terminal
 from local_stack.aws import LocalAws
+from local_stack.harness import budget_times
 from local_stack.template import Stack
-from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.budget import MAX_PAUSE_SECONDS
 from s3_to_wistia.cli.local import LocalStack
 from s3_to_wistia.cli.main import main
@@ -397,7 +398,6 @@ def test_upload_books_on_the_stacks_request_budget_and_a_429_pauses_it_for_all(
     # about to answer the first try 429, Retry-After 1
     for name, value in stack.environment_for(wistia_emulator.url).items():
         monkeypatch.setenv(name, value)
-    table = stack.resources["RateBudgetTable"]
     wistia_emulator.add_fault(Fault(kind="rate_limit", count=1, retry_after=1))
     clip = media_file(tmp_path, "clip.mp4", 10_000)
     started = time.time()
@@ -407,13 +407,7 @@ def test_upload_books_on_the_stacks_request_budget_and_a_429_pauses_it_for_all(
     # Then both tries were booked on the account's schedule, and the 429 paused it for
     # every caller, not only for this command
     assert run.code == 0, run.err
-    budget = {
-        k: float(v["N"])
-        for k, v in boto3.client("dynamodb")
-        .get_item(TableName=table, Key=BUDGET_KEY, ConsistentRead=True)["Item"]
-        .items()
-        if "N" in v
-    }
+    budget = budget_times(stack)
     assert budget["next_slot_at"] > started
     assert started + 0.5 < budget["paused_until"] <= time.time() + 1
 

@@ -15,9 +15,16 @@ import boto3
 import pytest
 
 from local_stack.events import encoded_key, fixture, s3_record, upload
-from local_stack.harness import CountingMetrics, LambdaContext, drain, record_of
+from local_stack.harness import (
+    CountingMetrics,
+    LambdaContext,
+    budget_times,
+    drain,
+    forget_budget,
+    record_of,
+)
 from local_stack.template import Stack, provision
-from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.adapters.dead_letters import DeadLetterQueue
 from s3_to_wistia.adapters.records import Records
 from s3_to_wistia.cli.redrive import run
@@ -257,13 +264,6 @@ def test_wistia_unavailable_hands_the_deletion_back(
     assert deletion_record(stack, "later.mp4", event)["media_action"] == "deleted"
 
 
-def budget_item(stack: Stack) -> dict[str, float]:
-    found = boto3.client("dynamodb").get_item(
-        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
-    )
-    return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
-
-
 def test_a_429_to_the_deletion_pauses_the_whole_accounts_budget(
     stack: Stack, settings: Settings, captured_log: Any, wistia_emulator: WistiaEmulator
 ) -> None:
@@ -280,7 +280,7 @@ def test_a_429_to_the_deletion_pauses_the_whole_accounts_budget(
         deliver(function, event, captured_log)
 
     # Then every caller of the account is paused (the budget's table), not only this one
-    paused_until = budget_item(stack)["paused_until"]
+    paused_until = budget_times(stack)["paused_until"]
     assert time.time() + 25 < paused_until <= time.time() + 30
 
 
@@ -313,9 +313,7 @@ def test_while_the_budget_is_paused_a_deletion_asks_wistia_nothing_and_comes_bac
     # (the item gone here), the retry deletes it
     assert len(wistia_emulator.requests()) == asked
     assert media(wistia_emulator, hashed_id)["deleted"] is False
-    boto3.client("dynamodb").delete_item(
-        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY
-    )
+    forget_budget(stack)
     deliver(function_with(settings, captured_log, "delete"), event, captured_log)
     assert media(wistia_emulator, hashed_id)["deleted"] is True
 

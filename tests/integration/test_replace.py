@@ -16,9 +16,15 @@ import pytest
 
 from local_stack.aws import LocalAws
 from local_stack.events import s3_record, upload
-from local_stack.harness import CapturedLogger, CountingMetrics, LambdaContext, drain, record_of
+from local_stack.harness import (
+    CapturedLogger,
+    CountingMetrics,
+    LambdaContext,
+    budget_times,
+    drain,
+    record_of,
+)
 from local_stack.template import Stack
-from s3_to_wistia.adapters.budget import BUDGET_KEY
 from s3_to_wistia.config import Settings
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.events import parse_notification
@@ -131,10 +137,7 @@ def test_a_429_to_a_swap_pauses_the_whole_accounts_budget_and_the_swap_waits(
     poller(stack, wistia_emulator.url)()
 
     # Then every caller of the account is paused, and the swap is left for a later run
-    budget = boto3.client("dynamodb").get_item(
-        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
-    )["Item"]
-    assert time.time() + 25 < float(budget["paused_until"]["N"]) <= time.time() + 30
+    assert time.time() + 25 < budget_times(stack)["paused_until"] <= time.time() + 30
     assert current(stack, "busy.mp4", second).get("swap_status") == due
     assert wistia_emulator.swaps() == []
     assert first["wistia_hashed_id"] != second["wistia_hashed_id"]

@@ -12,9 +12,9 @@ import pytest
 
 from local_stack.aws import LocalAws
 from local_stack.events import Uploaded, s3_notification, upload
-from local_stack.harness import CapturedLogger, LambdaContext, all_records, drain
+from local_stack.harness import CapturedLogger, LambdaContext, all_records, budget_times, drain
 from local_stack.template import Stack
-from s3_to_wistia.adapters.budget import BUDGET_KEY, DynamoDBSchedule
+from s3_to_wistia.adapters.budget import DynamoDBSchedule
 from s3_to_wistia.dispatch import handle_event
 from s3_to_wistia.importing import Importer
 from s3_to_wistia.polling import Stop
@@ -196,13 +196,6 @@ def test_a_failed_media_found_by_the_poller_goes_to_the_dead_letter_queue_once(
     assert len(lookups(wistia_emulator)) == 1
 
 
-def budget_item(stack: Stack) -> dict[str, float]:
-    found = boto3.client("dynamodb").get_item(
-        TableName=stack.resources["RateBudgetTable"], Key=BUDGET_KEY, ConsistentRead=True
-    )
-    return {k: float(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
-
-
 def test_the_poller_books_its_requests_on_the_stacks_request_budget(
     stack: Stack, importer: Importer, captured_log: CapturedLogger, wistia_emulator: WistiaEmulator
 ) -> None:
@@ -215,7 +208,7 @@ def test_the_poller_books_its_requests_on_the_stacks_request_budget(
 
     # Then its request was booked on the schedule every caller of the stack shares
     assert (report["requests"], report["stopped"]) == (1, None)
-    assert budget_item(stack)["next_slot_at"] > started
+    assert budget_times(stack)["next_slot_at"] > started
 
 
 def test_while_imports_fill_the_budget_the_poller_asks_nothing_and_loses_nothing(
