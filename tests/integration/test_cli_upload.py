@@ -369,6 +369,15 @@ def test_the_stack_outputs_name_the_token_secret(
     assert len(wistia_emulator.medias()) == 1
 
 
+def local_variables(
+    stack: Stack, wistia_emulator: WistiaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What --local reads: the import function's own variables (the budget table among
+    them), Wistia pointed at the emulator."""
+    for name, value in stack.environment_for(wistia_emulator.url).items():
+        monkeypatch.setenv(name, value)
+
+
 def test_local_takes_the_functions_variables(
     cli: Any,
     stack: Stack,
@@ -376,8 +385,7 @@ def test_local_takes_the_functions_variables(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in stack.environment_for(wistia_emulator.url).items():
-        monkeypatch.setenv(name, value)
+    local_variables(stack, wistia_emulator, monkeypatch)
     monkeypatch.delenv("WISTIA_API_URL")  # upload needs only the Upload API
     clip = media_file(tmp_path, "clip.mp4", 10_000)
 
@@ -396,8 +404,7 @@ def test_upload_books_on_the_stacks_request_budget_and_a_429_pauses_it_for_all(
 ) -> None:
     # Given the stack's functions' variables (the budget table among them), and Wistia
     # about to answer the first try 429, Retry-After 1
-    for name, value in stack.environment_for(wistia_emulator.url).items():
-        monkeypatch.setenv(name, value)
+    local_variables(stack, wistia_emulator, monkeypatch)
     wistia_emulator.add_fault(Fault(kind="rate_limit", count=1, retry_after=1))
     clip = media_file(tmp_path, "clip.mp4", 10_000)
     started = time.time()
@@ -419,8 +426,7 @@ def test_while_the_budget_is_paused_upload_sends_nothing_and_says_so(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in stack.environment_for(wistia_emulator.url).items():
-        monkeypatch.setenv(name, value)
+    local_variables(stack, wistia_emulator, monkeypatch)
     schedule = DynamoDBSchedule(boto3.client("dynamodb"), stack.resources["RateBudgetTable"])
     # A pause a little longer than upload waits for a slot (120 s), as long as any caller
     # may write (a longer one would be a wrong clock's, and put back)
