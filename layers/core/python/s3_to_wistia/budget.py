@@ -24,7 +24,6 @@ Nothing here does I/O itself: the store is a port (DynamoDB in AWS, memory in on
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -38,7 +37,7 @@ from s3_to_wistia.rules import parse_retry_after
 
 if TYPE_CHECKING:
     from s3_to_wistia.model import WistiaAnswer
-    from s3_to_wistia.ports import RateBudget, RequestBudget, ScheduleStore
+    from s3_to_wistia.ports import Log, RateBudget, RequestBudget, ScheduleStore
 
 # The callers, by the names every entry point uses; their share of the booking horizon.
 IMPORTS = "imports"  # the import function (S3 events)
@@ -255,15 +254,26 @@ class MemorySchedule:
 
 
 def pause_if_told(
-    budget: RateBudget | RequestBudget, answer: WistiaAnswer, now: float
+    budget: RateBudget | RequestBudget, answer: WistiaAnswer, now: float, log: Log | None = None
 ) -> float | None:
     """Retry-After's seconds, if the answer has one. On a 429 or 503 they pause every caller
     in the account, not only the one that saw it; a pause that cannot be shared (the
-    budget's table unavailable) is Wistia's to repeat to the others."""
+    budget's table unavailable) is Wistia's to repeat to the others. With `log`, both are
+    said."""
     seconds = parse_retry_after(answer.retry_after, now)
-    if seconds is not None and answer.status in PAUSING_STATUSES:
-        with contextlib.suppress(RetryableError):
-            budget.pause(seconds)
+    if seconds is None or answer.status not in PAUSING_STATUSES:
+        return seconds
+    try:
+        budget.pause(seconds)
+    except RetryableError as error:
+        if log is not None:
+            log.warning("could not pause the request budget", reason=str(error))
+    if log is not None:
+        log.info(
+            "Wistia asked to slow down; the request budget is paused",
+            http_status=answer.status,
+            seconds=round(seconds, 2),
+        )
     return seconds
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from s3_to_wistia.budget import IMPORTS, MIN_CALL_SECONDS, PAUSING_STATUSES, Unmetered
+from s3_to_wistia.budget import IMPORTS, MIN_CALL_SECONDS, Unmetered, pause_if_told
 from s3_to_wistia.config import Settings
 from s3_to_wistia.contracts import MEDIA_WATCHING, DeadLetterMessage, ImportRecord, RecordFields
 from s3_to_wistia.deletions import GONE_AT_WISTIA, latest_import
@@ -76,7 +76,6 @@ from s3_to_wistia.rules import (
     media_name,
     named_medias,
     parse_body,
-    parse_retry_after,
     pick_lost_media,
     project_for,
     skip_reason_for_key,
@@ -377,7 +376,7 @@ class Importer:
         if verdict.accepted:
             return Accepted(verdict.body)
         if verdict.retryable:
-            retry_after = self._pause_if_told(answer)
+            retry_after = pause_if_told(self.budget, answer, self.clock(), self.log)
             return Unavailable(
                 verdict.reason, retry_after=retry_after, maybe_created=answer.status == 200
             )
@@ -390,7 +389,7 @@ class Importer:
     ) -> dict[str, Any] | None:
         """The media an earlier, unanswered submission created at Wistia, if any."""
         answer = self.wistia.list_medias(form["name"], form.get("project_id"), token, calls_end)
-        self._pause_if_told(answer)
+        pause_if_told(self.budget, answer, self.clock(), self.log)
         if answer.status == 401:
             raise PermanentError(judge(answer).reason, 401, judge(answer).body)
         if answer.status != 200:
@@ -408,24 +407,6 @@ class Importer:
         self.log.info("found the media a lost answer had created", hashed_id=found["hashed_id"])
         self._count("LostAnswersRecovered")
         return dict(storable_answer(redact_value(found)))
-
-    def _pause_if_told(self, answer: Any) -> float | None:
-        """Retry-After's seconds; on a 429 or 503 they pause every caller in the account,
-        not only this one."""
-        retry_after = parse_retry_after(answer.retry_after, self.clock())
-        if retry_after is None or answer.status not in PAUSING_STATUSES:
-            return retry_after
-        try:
-            self.budget.pause(retry_after)
-        except RetryableError as error:
-            # This caller still waits as told; the others learn it from Wistia themselves.
-            self.log.warning("could not pause the request budget", reason=str(error))
-        self.log.info(
-            "Wistia asked to slow down; the request budget is paused",
-            http_status=answer.status,
-            seconds=round(retry_after, 2),
-        )
-        return retry_after
 
     def _hand_back(self, obj: ObjectRef, claim: Claim, reason: str, tries: Tries) -> NoReturn:
         """Hand the object back for a later delivery, remembering unanswered submissions."""
