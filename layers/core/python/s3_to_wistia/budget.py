@@ -254,14 +254,17 @@ class MemorySchedule:
 
 
 def pause_if_told(
-    budget: RateBudget | RequestBudget, answer: WistiaAnswer, now: float, log: Log | None = None
+    budget: RateBudget | RequestBudget | None,
+    answer: WistiaAnswer,
+    now: float,
+    log: Log | None = None,
 ) -> float | None:
     """Retry-After's seconds, if the answer has one. On a 429 or 503 they pause every caller
-    in the account, not only the one that saw it; a pause that cannot be shared (the
-    budget's table unavailable) is Wistia's to repeat to the others. With `log`, both are
-    said."""
+    in the account (a `budget` of None: there is none to pause), not only the one that saw
+    it; a pause that cannot be shared (the budget's table unavailable) is Wistia's to
+    repeat to the others. With `log`, both are said."""
     seconds = parse_retry_after(answer.retry_after, now)
-    if seconds is None or answer.status not in PAUSING_STATUSES:
+    if seconds is None or answer.status not in PAUSING_STATUSES or budget is None:
         return seconds
     try:
         budget.pause(seconds)

@@ -3,7 +3,6 @@ Wistia side by side, every object in one state, and with --fix a backfill of wha
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import time
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 
 from s3_to_wistia.adapters.wistia import MAX_LOOKUP_IDS
-from s3_to_wistia.budget import PAUSING_STATUSES, RECONCILE
+from s3_to_wistia.budget import RECONCILE, pause_if_told
 from s3_to_wistia.cli.app import command
 from s3_to_wistia.cli.backfill import (
     NEEDS,
@@ -35,7 +34,6 @@ from s3_to_wistia.cli.resources import BUCKET, TABLE, Target
 from s3_to_wistia.contracts import ImportRecord
 from s3_to_wistia.errors import RetryableError
 from s3_to_wistia.model import WistiaAnswer
-from s3_to_wistia.rules import parse_retry_after
 
 if TYPE_CHECKING:
     from s3_to_wistia.ports import RateBudget
@@ -155,12 +153,6 @@ class Pace:
         self.last = time.monotonic()
         return True
 
-    def pause(self, seconds: float) -> None:
-        """Wistia's Retry-After, for every caller of the account."""
-        if self.shared is not None:
-            with contextlib.suppress(RetryableError):
-                self.shared.pause(seconds)
-
 
 def look_up(
     wistia: MediaLookup,
@@ -219,9 +211,8 @@ def ask(
         if answer.status not in (429, 503):
             return answer
         lookup.throttled += 1
-        wait = parse_retry_after(answer.retry_after, time.time()) or pace.interval
-        if answer.status in PAUSING_STATUSES and answer.retry_after:
-            pace.pause(wait)
+        # Retry-After pauses every caller of the account (the shared budget, if any).
+        wait = pause_if_told(pace.shared, answer, time.time()) or pace.interval
         if wait > LONGEST_WAIT:
             lookup.note = f"Wistia asked to wait {wait:.0f} s; the rest is not checked"
             return None

@@ -29,7 +29,7 @@ from s3_to_wistia.adapters.wistia import WistiaClient, WistiaUnreachable
 from s3_to_wistia.budget import CLI, pause_if_told
 from s3_to_wistia.cli.output import ProgressTask
 from s3_to_wistia.errors import RetryableError
-from s3_to_wistia.rules import MAX_NAME_LENGTH, judge, parse_retry_after, retry_delay
+from s3_to_wistia.rules import MAX_NAME_LENGTH, judge, retry_delay
 
 if TYPE_CHECKING:
     from s3_to_wistia.ports import RateBudget
@@ -204,11 +204,7 @@ class Uploader:
         if not verdict.retryable:
             self._refused(outcome, answer.status, verdict.reason, verdict.video_limit)
             return None
-        retry_after = (
-            pause_if_told(self._budget, answer, time.time())
-            if self._budget is not None
-            else parse_retry_after(answer.retry_after, time.time())
-        )
+        retry_after = pause_if_told(self._budget, answer, time.time())
         return _Retry(verdict.reason, retry_after=retry_after)
 
     def _gives_up(self, outcome: UploadOutcome, retry: _Retry, attempt: int) -> bool:
